@@ -1,0 +1,517 @@
+package relay
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"slices"
+	"time"
+
+	"github.com/liverelay/liverelay/internal/backoff"
+	"github.com/liverelay/liverelay/internal/media"
+	"github.com/liverelay/liverelay/internal/task"
+	"github.com/liverelay/liverelay/internal/timeline"
+)
+
+// codecConfig is the latest codec configuration a source sent: what must
+// reach the destination before the first frame of that source.
+type codecConfig struct {
+	meta, video, audio *media.Packet
+}
+
+func (c *codecConfig) update(p *media.Packet) {
+	switch {
+	case p.IsMetadata():
+		c.meta = p
+	case p.Kind == media.KindVideo:
+		c.video = p
+	case p.Kind == media.KindAudio:
+		c.audio = p
+	}
+}
+
+// Supervisor runs one task. Create it with NewSupervisor, run it with Run,
+// and send it configuration changes with Update.
+type Supervisor struct {
+	cfg     Config
+	rep     Reporter
+	log     *slog.Logger
+	updates chan *task.Task
+
+	t    *task.Task
+	urls []string // primary first, then the backups
+	msgs chan readerMsg
+	ctx  context.Context
+
+	nextID      int
+	cur         *reader
+	curIdx      int
+	curCfg      codecConfig
+	curHasVideo bool
+	curStarted  bool
+	srcRetryAt  time.Time // zero: no attempt pending
+	srcBackoff  *backoff.Backoff
+
+	probe         *reader // the primary, retried while on a backup
+	probeCfg      codecConfig
+	probeHasVideo bool
+	probeSince    time.Time
+	probeRetryAt  time.Time
+	probeBackoff  *backoff.Backoff
+
+	sink          media.Sink
+	sinkRetryAt   time.Time
+	sinkBackoff   *backoff.Backoff
+	sinkBytesBase uint64
+	needConfig    bool // send the current source's codec config before its next frame
+	waitKey       bool // drop video until a keyframe
+	pushing       bool // TaskStart sent for this destination session
+	lastWrite     time.Time
+
+	tl *timeline.Timeline
+
+	timer      *time.Timer
+	timerArmed bool
+
+	rs          task.RunState
+	everFailed  bool
+	videoFrames int64
+	hbAt        time.Time
+	hbBytes     uint64
+	hbFrames    int64
+}
+
+// NewSupervisor prepares a supervisor for t.
+func NewSupervisor(t *task.Task, cfg Config, rep Reporter) *Supervisor {
+	c := cfg.withDefaults()
+	s := &Supervisor{
+		cfg:          c,
+		rep:          rep,
+		log:          c.Logger.With("task_id", t.ID),
+		updates:      make(chan *task.Task, 1),
+		msgs:         make(chan readerMsg, c.QueueSize),
+		srcBackoff:   backoff.New(c.BackoffMin, c.BackoffMax),
+		probeBackoff: backoff.New(c.BackoffMin, c.BackoffMax),
+		sinkBackoff:  backoff.New(c.BackoffMin, c.BackoffMax),
+		tl:           timeline.New(),
+	}
+	s.setTask(t)
+	s.rs = task.RunState{TaskID: t.ID, State: task.StateStarting}
+	return s
+}
+
+func (s *Supervisor) setTask(t *task.Task) {
+	s.t = t
+	s.urls = append(append([]string(nil), t.SourceURLs[:1]...), t.BackupSourceURLs...)
+}
+
+// Update hands a changed task configuration to the running supervisor. It
+// never blocks: only the latest configuration matters.
+func (s *Supervisor) Update(t *task.Task) {
+	for {
+		select {
+		case s.updates <- t:
+			return
+		default:
+		}
+		select {
+		case <-s.updates:
+		default:
+		}
+	}
+}
+
+// Run relays until ctx is done. It reports the run state through the
+// Reporter; the caller writes the final state after Run returns.
+func (s *Supervisor) Run(ctx context.Context) {
+	s.ctx = ctx
+	s.timer = time.NewTimer(time.Hour)
+	s.timer.Stop()
+	defer s.shutdown()
+
+	now := s.cfg.Now()
+	s.rs.StartedAt = now
+	s.hbAt = now
+	s.report()
+	s.dialSink()
+	s.openSource(0)
+
+	heartbeat := time.NewTicker(time.Second)
+	defer heartbeat.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case m := <-s.msgs:
+			s.handle(m)
+		case <-s.timer.C:
+			s.timerArmed = false
+			s.onTimer()
+		case <-heartbeat.C:
+			s.heartbeat()
+		case t := <-s.updates:
+			s.applyUpdate(t)
+		}
+	}
+}
+
+func (s *Supervisor) shutdown() {
+	if s.cur != nil {
+		s.cur.stop()
+	}
+	if s.probe != nil {
+		s.probe.stop()
+	}
+	if s.sink != nil {
+		s.sinkBytesBase += s.sink.BytesWritten()
+		s.sink.Close()
+		s.sink = nil
+	}
+	s.timer.Stop()
+	s.updateStats(s.cfg.Now())
+}
+
+// rearm sets the one timer of the task to the earliest pending retry: no
+// timer runs while nothing is pending.
+func (s *Supervisor) rearm() {
+	var next time.Time
+	for _, t := range []time.Time{s.srcRetryAt, s.sinkRetryAt, s.probeRetryAt} {
+		if !t.IsZero() && (next.IsZero() || t.Before(next)) {
+			next = t
+		}
+	}
+	if s.timerArmed {
+		s.timer.Stop()
+		s.timerArmed = false
+	}
+	if next.IsZero() {
+		return
+	}
+	s.timer.Reset(max(next.Sub(s.cfg.Now()), 0))
+	s.timerArmed = true
+}
+
+func (s *Supervisor) onTimer() {
+	now := s.cfg.Now()
+	if s.sink == nil && !s.sinkRetryAt.IsZero() && !now.Before(s.sinkRetryAt) {
+		s.sinkRetryAt = time.Time{}
+		s.dialSink()
+	}
+	if s.cur == nil && !s.srcRetryAt.IsZero() && !now.Before(s.srcRetryAt) {
+		s.srcRetryAt = time.Time{}
+		s.openSource(s.curIdx)
+	}
+	if s.probe == nil && !s.probeRetryAt.IsZero() && !now.Before(s.probeRetryAt) {
+		s.probeRetryAt = time.Time{}
+		if s.curIdx != 0 {
+			s.startProbe()
+		}
+	}
+	s.rearm()
+}
+
+func (s *Supervisor) newReader(url string) *reader {
+	s.nextID++
+	return startReader(s.ctx, s.nextID, url, &s.cfg, s.msgs)
+}
+
+// openSource makes urls[idx] the current source.
+func (s *Supervisor) openSource(idx int) {
+	if s.cur != nil {
+		s.cur.stop()
+	}
+	if idx == 0 && s.probe != nil {
+		s.probe.stop()
+		s.probe = nil
+	}
+	s.curIdx = idx
+	s.cur = s.newReader(s.urls[idx])
+	s.curCfg = codecConfig{}
+	s.curHasVideo = false
+	s.curStarted = false
+	s.needConfig, s.waitKey = true, true
+	s.rs.CurrentSourceURL = s.cfg.Redact(s.urls[idx])
+	s.rs.OnBackup = idx > 0
+	if idx > 0 && s.probe == nil && s.probeRetryAt.IsZero() {
+		s.probeRetryAt = s.cfg.Now().Add(s.probeBackoff.Next())
+		s.rearm()
+	}
+	s.report()
+}
+
+func (s *Supervisor) startProbe() {
+	s.probe = s.newReader(s.urls[0])
+	s.probeCfg = codecConfig{}
+	s.probeHasVideo = false
+	s.probeSince = time.Time{}
+}
+
+func (s *Supervisor) handle(m readerMsg) {
+	switch {
+	case s.cur != nil && m.id == s.cur.id:
+		if m.err != nil {
+			s.onSourceLost(m.err)
+			return
+		}
+		s.onPacket(m.pkt)
+	case s.probe != nil && m.id == s.probe.id:
+		if m.err != nil {
+			<-s.probe.done
+			s.probe = nil
+			s.probeRetryAt = s.cfg.Now().Add(s.probeBackoff.Next())
+			s.rearm()
+			return
+		}
+		s.onProbePacket(m.pkt)
+	}
+	// Anything else comes from a reader already replaced: drop it.
+}
+
+func (s *Supervisor) onSourceLost(err error) {
+	<-s.cur.done
+	failed := s.urls[s.curIdx]
+	s.cur = nil
+	s.everFailed = true
+
+	var se *sourceError
+	opened := errors.As(err, &se) && se.opened
+	code := CodeSourceUnavailable
+	if opened {
+		code = CodeSourceLost
+	}
+	if errors.Is(err, ErrUnsupportedCodec) {
+		code = CodeUnsupportedCodec
+		s.rep.Event(task.EventTaskAlarm, map[string]any{
+			"type": AlarmUnsupportedCodec, "message": err.Error(), "source_url": s.cfg.Redact(failed),
+		})
+	}
+	s.setError(code, "source "+s.cfg.Redact(failed)+": "+err.Error())
+	s.log.Warn("source interrupted", "source", s.cfg.Redact(failed), "err", err)
+
+	next := (s.curIdx + 1) % len(s.urls)
+	if next != 0 {
+		// Fail over to the next backup at once.
+		s.rs.Failovers++
+		s.rep.Event(task.EventTaskAlarm, map[string]any{
+			"type":       AlarmSourceFailover,
+			"message":    "switching from " + s.cfg.Redact(failed) + " to " + s.cfg.Redact(s.urls[next]),
+			"source_url": s.cfg.Redact(s.urls[next]),
+		})
+		s.openSource(next)
+		return
+	}
+	// Every source of the list failed (or there is only one): retry the
+	// primary after a backoff.
+	s.rs.Reconnects++
+	s.curIdx = 0
+	s.rs.OnBackup = false
+	s.srcRetryAt = s.cfg.Now().Add(s.srcBackoff.Next())
+	s.rearm()
+	s.report()
+}
+
+func (s *Supervisor) onProbePacket(p *media.Packet) {
+	if p.IsSequenceHeader() || p.IsMetadata() {
+		s.probeCfg.update(p)
+		s.probeHasVideo = s.probeHasVideo || p.Kind == media.KindVideo
+		return
+	}
+	s.probeHasVideo = s.probeHasVideo || p.Kind == media.KindVideo
+	now := s.cfg.Now()
+	if s.probeSince.IsZero() {
+		s.probeSince = now
+	}
+	if now.Sub(s.probeSince) < s.cfg.HoldTime {
+		return
+	}
+	if s.probeHasVideo && !p.IsVideoKeyframe() {
+		return
+	}
+	// The primary has been steady for the hold time and this is a keyframe:
+	// switch back to it.
+	s.log.Info("primary recovered, switching back", "source", s.cfg.Redact(s.urls[0]))
+	s.rep.Event(task.EventTaskAlarm, map[string]any{
+		"type": AlarmSourceRecovered, "message": "primary source delivered media for " + s.cfg.HoldTime.String() + ", switching back",
+		"source_url": s.cfg.Redact(s.urls[0]),
+	})
+	s.cur.stop()
+	s.cur, s.probe = s.probe, nil
+	s.curIdx = 0
+	s.curCfg, s.curHasVideo = s.probeCfg, s.probeHasVideo
+	s.curStarted = false
+	s.needConfig, s.waitKey = true, true
+	s.rs.CurrentSourceURL = s.cfg.Redact(s.urls[0])
+	s.rs.OnBackup = false
+	s.probeBackoff.Reset()
+	s.srcBackoff.Reset()
+	s.onPacket(p)
+}
+
+func (s *Supervisor) onPacket(p *media.Packet) {
+	if p.IsSequenceHeader() || p.IsMetadata() {
+		s.curCfg.update(p)
+		s.curHasVideo = s.curHasVideo || p.Kind == media.KindVideo
+		if !s.needConfig && s.sink != nil {
+			// A codec change in the middle of a source: pass it on now.
+			s.write(&media.Packet{Kind: p.Kind, DTS: s.tl.Last(), Body: p.Body})
+		}
+		return
+	}
+	s.curHasVideo = s.curHasVideo || p.Kind == media.KindVideo
+	now := s.cfg.Now()
+	if !s.curStarted {
+		gap := time.Duration(0)
+		if !s.lastWrite.IsZero() {
+			gap = now.Sub(s.lastWrite)
+		}
+		// Wait for the keyframe before anchoring, so the new source's first
+		// frame lands after the real gap.
+		if p.Kind == media.KindVideo && !p.IsVideoKeyframe() || p.Kind == media.KindAudio && s.curHasVideo {
+			return
+		}
+		s.tl.Switch(gap)
+		s.curStarted = true
+		s.srcBackoff.Reset()
+	}
+	out := s.tl.Map(p.Kind, p.DTS)
+	if s.sink == nil {
+		return // the source keeps being read so the task resumes at the live edge
+	}
+	if s.waitKey {
+		if p.Kind == media.KindVideo && !p.IsVideoKeyframe() {
+			return
+		}
+		if p.Kind == media.KindAudio && s.curHasVideo {
+			return
+		}
+	}
+	if s.needConfig {
+		for _, c := range []*media.Packet{s.curCfg.meta, s.curCfg.video, s.curCfg.audio} {
+			if c != nil && !s.write(&media.Packet{Kind: c.Kind, DTS: s.tl.Last(), Body: c.Body}) {
+				return
+			}
+		}
+		s.needConfig = false
+	}
+	s.waitKey = false
+	if !s.write(&media.Packet{Kind: p.Kind, DTS: out, Body: p.Body}) {
+		return
+	}
+	s.lastWrite = now
+	if p.Kind == media.KindVideo {
+		s.videoFrames++
+	}
+	s.rs.FramesOut++
+	if !s.pushing {
+		s.pushing = true
+		s.sinkBackoff.Reset()
+		s.rep.Event(task.EventTaskStart, map[string]any{"source_url": s.cfg.Redact(s.urls[s.curIdx])})
+	}
+	if s.rs.State != task.StateRunning {
+		s.rs.State = task.StateRunning
+		s.report()
+	}
+}
+
+// write sends one packet to the destination; on failure it drops the
+// connection and schedules a redial.
+func (s *Supervisor) write(p *media.Packet) bool {
+	if err := s.sink.WritePacket(p); err != nil {
+		s.onSinkLost(err)
+		return false
+	}
+	return true
+}
+
+func (s *Supervisor) dialSink() {
+	ctx, cancel := context.WithTimeout(s.ctx, s.cfg.DialTimeout)
+	sink, err := s.cfg.OpenSink(ctx, s.t.Destination)
+	cancel()
+	if err != nil {
+		if s.ctx.Err() != nil {
+			return
+		}
+		s.everFailed = true
+		s.setError(CodeDestinationFailed, "destination "+s.cfg.Redact(s.t.Destination)+": "+err.Error())
+		s.rep.Event(task.EventTaskAlarm, map[string]any{
+			"type": AlarmPushStreamFailed, "message": err.Error(), "source_url": s.rs.CurrentSourceURL,
+		})
+		s.log.Warn("destination unavailable", "destination", s.cfg.Redact(s.t.Destination), "err", err)
+		s.sinkRetryAt = s.cfg.Now().Add(s.sinkBackoff.Next())
+		s.rearm()
+		s.report()
+		return
+	}
+	s.sink = sink
+	s.needConfig, s.waitKey = true, true
+}
+
+func (s *Supervisor) onSinkLost(err error) {
+	s.sinkBytesBase += s.sink.BytesWritten()
+	s.sink.Close()
+	s.sink = nil
+	s.pushing = false
+	s.everFailed = true
+	s.rs.Reconnects++
+	s.setError(CodeDestinationFailed, "destination "+s.cfg.Redact(s.t.Destination)+": "+err.Error())
+	s.rep.Event(task.EventTaskAlarm, map[string]any{
+		"type": AlarmPushStreamUnstable, "message": err.Error(), "source_url": s.rs.CurrentSourceURL,
+	})
+	s.log.Warn("destination lost", "destination", s.cfg.Redact(s.t.Destination), "err", err)
+	s.sinkRetryAt = s.cfg.Now().Add(s.sinkBackoff.Next())
+	s.rearm()
+	s.report()
+}
+
+func (s *Supervisor) applyUpdate(t *task.Task) {
+	oldURLs := s.urls
+	s.setTask(t)
+	if !slices.Equal(oldURLs, s.urls) {
+		// New sources take effect at once, over the same destination
+		// connection (the timeline keeps the output continuous).
+		s.srcRetryAt = time.Time{}
+		s.probeRetryAt = time.Time{}
+		if s.probe != nil {
+			s.probe.stop()
+			s.probe = nil
+		}
+		s.openSource(0)
+	}
+}
+
+func (s *Supervisor) setError(code, msg string) {
+	s.rs.LastError = &task.ErrorInfo{Code: code, Message: msg, At: s.cfg.Now().UTC()}
+	s.rs.State = task.StateRecovering
+}
+
+func (s *Supervisor) updateStats(now time.Time) {
+	bytes := s.sinkBytesBase
+	if s.sink != nil {
+		bytes += s.sink.BytesWritten()
+	}
+	if el := now.Sub(s.hbAt); el > 0 {
+		s.rs.BitrateBPS = int64(float64(bytes-s.hbBytes) * 8 / el.Seconds())
+		s.rs.FPS = float64(s.videoFrames-s.hbFrames) / el.Seconds()
+	}
+	s.rs.BytesOut = int64(bytes)
+	s.hbAt, s.hbBytes, s.hbFrames = now, bytes, s.videoFrames
+}
+
+func (s *Supervisor) heartbeat() {
+	now := s.cfg.Now()
+	s.updateStats(now)
+	if s.sink == nil || s.cur == nil || !s.curStarted || now.Sub(s.lastWrite) > s.cfg.NoMediaTimeout {
+		if s.rs.State == task.StateRunning {
+			s.rs.State = task.StateRecovering
+		}
+	}
+	s.report()
+}
+
+func (s *Supervisor) report() {
+	s.rs.LastHeartbeat = s.cfg.Now().UTC()
+	s.rep.Report(s.rs)
+}
+
+// RunState returns the last run state (for tests and shutdown).
+func (s *Supervisor) RunState() task.RunState { return s.rs }
