@@ -1,0 +1,319 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/liverelay/liverelay/internal/store"
+	"github.com/liverelay/liverelay/internal/task"
+)
+
+// CreateTask implements store.Store.
+func (s *Store) CreateTask(ctx context.Context, t *task.Task, lim store.CreateLimits) error {
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		if err := exists(ctx, tx, `SELECT 1 FROM projects WHERE id = ?`, t.ProjectID); err != nil {
+			if errors.Is(err, sql.ErrNoRows) {
+				return fmt.Errorf("project %s: %w", t.ProjectID, store.ErrProjectNotFound)
+			}
+			return err
+		}
+		switch err := exists(ctx, tx, `SELECT 1 FROM tasks WHERE id = ?`, t.ID); {
+		case err == nil:
+			return fmt.Errorf("task id already exists: %w", store.ErrConflict)
+		case !errors.Is(err, sql.ErrNoRows):
+			return err
+		}
+		if lim.Quota > 0 {
+			var n int
+			if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM tasks WHERE project_id = ?`, t.ProjectID).Scan(&n); err != nil {
+				return err
+			}
+			if n >= lim.Quota {
+				return fmt.Errorf("project %s holds %d tasks, quota %d: %w", t.ProjectID, n, lim.Quota, store.ErrQuotaExceeded)
+			}
+		}
+		if err := checkDestination(ctx, tx, t, lim.Now); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, taskInsert, taskArgs(t)...); err != nil {
+			return err
+		}
+		return putRunState(ctx, tx, &task.RunState{TaskID: t.ID, State: task.StateWaiting})
+	})
+	if err != nil {
+		return fmt.Errorf("sqlite: create task %s: %w", t.ID, err)
+	}
+	return nil
+}
+
+// checkDestination enforces "one enabled, unfinished task per destination"
+// against every task but t itself, of any project.
+func checkDestination(ctx context.Context, tx *sql.Tx, t *task.Task, now time.Time) error {
+	var taken bool
+	err := tx.QueryRowContext(ctx, `SELECT EXISTS (
+		SELECT 1 FROM tasks t LEFT JOIN run_states r ON r.task_id = t.id
+		WHERE t.destination_key = ? AND t.id <> ? AND t.status = ? AND t.end_time > ?
+		  AND (r.state IS NULL OR r.state NOT IN (?, ?)))`,
+		t.DestinationKey, t.ID, task.StatusEnable, now.UnixMilli(), task.StateFinished, task.StateFailed,
+	).Scan(&taken)
+	if err != nil {
+		return err
+	}
+	if taken {
+		// The other task may belong to another project: name neither it nor
+		// the destination (which can carry a stream key).
+		return store.ErrDestinationInUse
+	}
+	return nil
+}
+
+// GetTask implements store.Store.
+func (s *Store) GetTask(ctx context.Context, projectID, taskID string) (*task.Task, error) {
+	var row taskRow
+	err := s.r.QueryRowContext(ctx, `SELECT `+taskSelect+` FROM tasks t WHERE t.id = ? AND t.project_id = ?`,
+		taskID, projectID).Scan(row.dest()...)
+	if errors.Is(err, sql.ErrNoRows) {
+		err = store.ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: get task %s: %w", taskID, err)
+	}
+	t, err := row.task()
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: get task %s: %w", taskID, err)
+	}
+	return &t, nil
+}
+
+// UpdateTask implements store.Store.
+func (s *Store) UpdateTask(ctx context.Context, t *task.Task, now time.Time) error {
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		var gen int64
+		err := tx.QueryRowContext(ctx, `SELECT generation FROM tasks WHERE id = ? AND project_id = ?`,
+			t.ID, t.ProjectID).Scan(&gen)
+		if errors.Is(err, sql.ErrNoRows) {
+			return store.ErrNotFound
+		}
+		if err != nil {
+			return err
+		}
+		if gen != t.Generation-1 {
+			return fmt.Errorf("stored generation %d, update carries %d: %w", gen, t.Generation, store.ErrConflict)
+		}
+		if t.Status == task.StatusEnable {
+			if err := checkDestination(ctx, tx, t, now); err != nil {
+				return err
+			}
+		}
+		_, err = tx.ExecContext(ctx, taskUpdate, taskUpdateArgs(t)...)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("sqlite: update task %s: %w", t.ID, err)
+	}
+	return nil
+}
+
+// DeleteTask implements store.Store. The run state and checkpoint go with the
+// task (ON DELETE CASCADE); events stay for delivery.
+func (s *Store) DeleteTask(ctx context.Context, projectID, taskID string) error {
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `DELETE FROM tasks WHERE id = ? AND project_id = ?`, taskID, projectID)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n == 0 {
+			return store.ErrNotFound
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("sqlite: delete task %s: %w", taskID, err)
+	}
+	return nil
+}
+
+// ListTasks implements store.Store. The count and the page are read in one
+// transaction, so they agree.
+func (s *Store) ListTasks(ctx context.Context, f store.ListFilter) ([]store.TaskView, int, error) {
+	views, total, err := s.listTasks(ctx, f)
+	if err != nil {
+		return nil, 0, fmt.Errorf("sqlite: list tasks of project %s: %w", f.ProjectID, err)
+	}
+	return views, total, nil
+}
+
+func (s *Store) listTasks(ctx context.Context, f store.ListFilter) (_ []store.TaskView, _ int, err error) {
+	if f.ProjectID == "" {
+		return nil, 0, errors.New("no project given")
+	}
+	where, args := "t.project_id = ?", []any{f.ProjectID}
+	if f.TaskID != "" {
+		where += " AND t.id = ?"
+		args = append(args, f.TaskID)
+	}
+	if f.Region != "" {
+		where += " AND t.region = ?"
+		args = append(args, f.Region)
+	}
+
+	tx, err := s.r.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer func() { err = rollback(tx, err) }() // read only: nothing to commit
+
+	var total int
+	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM tasks t WHERE `+where, args...).Scan(&total); err != nil {
+		return nil, 0, err
+	}
+	views := []store.TaskView{}
+	if total == 0 {
+		return views, 0, nil
+	}
+	limit := f.Limit
+	if limit <= 0 {
+		limit = -1 // SQLite: no limit
+	}
+	rows, err := tx.QueryContext(ctx, `SELECT `+taskSelect+`, `+runStateSelect+`
+		FROM tasks t LEFT JOIN run_states r ON r.task_id = t.id
+		WHERE `+where+`
+		ORDER BY t.create_time DESC, t.id DESC
+		LIMIT ? OFFSET ?`, append(args, limit, max(f.Offset, 0))...)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var tr taskRow
+		var rr runStateRow
+		if err := rows.Scan(append(tr.dest(), rr.dest()...)...); err != nil {
+			return nil, 0, err
+		}
+		var v store.TaskView
+		if v.Task, err = tr.task(); err != nil {
+			return nil, 0, fmt.Errorf("task %s: %w", tr.t.ID, err)
+		}
+		if v.State, err = rr.runState(); err != nil {
+			return nil, 0, fmt.Errorf("task %s: %w", tr.t.ID, err)
+		}
+		v.State.TaskID = v.Task.ID
+		views = append(views, v)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, 0, err
+	}
+	return views, total, nil
+}
+
+// TasksInRegions implements store.Store.
+func (s *Store) TasksInRegions(ctx context.Context, regions []string) ([]task.Task, error) {
+	q := `SELECT ` + taskSelect + ` FROM tasks t`
+	args := make([]any, len(regions))
+	if len(regions) > 0 {
+		q += ` WHERE t.region IN (` + placeholders(len(regions)) + `)`
+		for i, r := range regions {
+			args[i] = r
+		}
+	}
+	q += ` ORDER BY t.id`
+	tasks, err := s.queryTasks(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: tasks in regions %q: %w", regions, err)
+	}
+	return tasks, nil
+}
+
+func (s *Store) queryTasks(ctx context.Context, q string, args ...any) ([]task.Task, error) {
+	rows, err := s.r.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var tasks []task.Task
+	for rows.Next() {
+		var row taskRow
+		if err := rows.Scan(row.dest()...); err != nil {
+			return nil, err
+		}
+		t, err := row.task()
+		if err != nil {
+			return nil, fmt.Errorf("task %s: %w", row.t.ID, err)
+		}
+		tasks = append(tasks, t)
+	}
+	return tasks, rows.Err()
+}
+
+// PutRunState implements store.Store.
+func (s *Store) PutRunState(ctx context.Context, rs *task.RunState) error {
+	err := s.write(ctx, func(tx *sql.Tx) error { return putRunState(ctx, tx, rs) })
+	if err != nil {
+		return fmt.Errorf("sqlite: put run state of task %s: %w", rs.TaskID, err)
+	}
+	return nil
+}
+
+func putRunState(ctx context.Context, tx *sql.Tx, rs *task.RunState) error {
+	_, err := tx.ExecContext(ctx, runStateUpsert, append(runStateArgs(rs), rs.TaskID)...)
+	return err
+}
+
+// GetRunState implements store.Store.
+func (s *Store) GetRunState(ctx context.Context, taskID string) (*task.RunState, error) {
+	var row runStateRow
+	err := s.r.QueryRowContext(ctx, `SELECT `+runStateSelect+` FROM run_states r WHERE r.task_id = ?`, taskID).Scan(row.dest()...)
+	if errors.Is(err, sql.ErrNoRows) {
+		err = store.ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: get run state of task %s: %w", taskID, err)
+	}
+	rs, err := row.runState()
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: get run state of task %s: %w", taskID, err)
+	}
+	return &rs, nil
+}
+
+// PutCheckpoint implements store.Store.
+func (s *Store) PutCheckpoint(ctx context.Context, taskID string, cp task.Checkpoint) error {
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO checkpoints (task_id, loop, file_index, offset_ms)
+			SELECT ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM tasks WHERE id = ?)
+			ON CONFLICT (task_id) DO UPDATE SET
+				loop = excluded.loop, file_index = excluded.file_index, offset_ms = excluded.offset_ms`,
+			taskID, cp.Loop, cp.Index, cp.OffsetMS, taskID)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("sqlite: put checkpoint of task %s: %w", taskID, err)
+	}
+	return nil
+}
+
+// GetCheckpoint implements store.Store.
+func (s *Store) GetCheckpoint(ctx context.Context, taskID string) (*task.Checkpoint, error) {
+	var cp task.Checkpoint
+	err := s.r.QueryRowContext(ctx, `SELECT loop, file_index, offset_ms FROM checkpoints WHERE task_id = ?`, taskID).
+		Scan(&cp.Loop, &cp.Index, &cp.OffsetMS)
+	if errors.Is(err, sql.ErrNoRows) {
+		err = store.ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: get checkpoint of task %s: %w", taskID, err)
+	}
+	return &cp, nil
+}
+
+// exists runs a query that selects one row and reports sql.ErrNoRows when it
+// selects none.
+func exists(ctx context.Context, tx *sql.Tx, q string, args ...any) error {
+	var one int
+	return tx.QueryRowContext(ctx, q, args...).Scan(&one)
+}

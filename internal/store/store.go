@@ -1,0 +1,129 @@
+// Package store defines how tasks, their run state, checkpoints, projects and
+// credentials are persisted. Implementations live in sub-packages (sqlite now,
+// postgres for clusters later) and share the behaviour tested by storetest.
+//
+// Conventions every implementation keeps, so callers need not care which one
+// they hold:
+//   - Times are kept to the millisecond and come back in UTC; a zero time
+//     comes back zero.
+//   - An empty slice may come back nil.
+//   - Errors wrap the sentinels below, with context; test them with errors.Is.
+//   - Task IDs are unique across projects.
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/liverelay/liverelay/internal/task"
+)
+
+// Errors an implementation returns, checked with errors.Is.
+var (
+	ErrNotFound          = errors.New("not found")
+	ErrQuotaExceeded     = errors.New("task quota exceeded")
+	ErrDestinationInUse  = errors.New("destination already used by another task")
+	ErrConflict          = errors.New("conflicting concurrent change")
+	ErrProjectNotFound   = errors.New("project not found")
+	ErrCredentialUnknown = errors.New("credential not found")
+)
+
+// Project is a tenant's project; tasks live in one.
+type Project struct {
+	ID         string
+	AccountID  string
+	Region     string
+	CreateTime time.Time
+}
+
+// Credential is an access key of a user. SecretKey is stored as given by the
+// caller (the auth package decides how it is protected at rest).
+type Credential struct {
+	AccessKey  string
+	SecretKey  []byte
+	UserID     string
+	AccountID  string
+	ProjectIDs []string // empty: every project of the account
+	Actions    []string // IAM actions; "live:*:*" for all
+	Root       bool
+	Revoked    bool
+	CreateTime time.Time
+}
+
+// TaskView is a task with its run state, as list returns it.
+type TaskView struct {
+	Task  task.Task
+	State task.RunState
+}
+
+// ListFilter selects tasks of one project for list/show.
+type ListFilter struct {
+	ProjectID string // required
+	TaskID    string // optional: show one
+	Region    string // optional
+	Offset    int    // < 0 is taken as 0
+	Limit     int    // <= 0: no limit (the API caps it before it gets here)
+}
+
+// CreateLimits are the rules checked inside the create transaction, where
+// they cannot race with another create.
+type CreateLimits struct {
+	Quota int       // max tasks per project; <= 0: no limit
+	Now   time.Time // for "unfinished" in the destination rule
+}
+
+// Store persists everything. Every method is safe for concurrent use, and
+// every write is durable when it returns nil. A write never fails because
+// another write holds a lock: implementations serialise or retry.
+type Store interface {
+	// CreateTask stores a new task (and a "waiting" run state) in one
+	// transaction, unless the project does not exist (ErrProjectNotFound),
+	// the ID is taken (ErrConflict), the project already holds lim.Quota
+	// tasks (ErrQuotaExceeded), or another task of any project that is
+	// enabled, whose end_time is after lim.Now and whose run state is neither
+	// finished nor failed already pushes to t.DestinationKey
+	// (ErrDestinationInUse). The task is stored as given, Generation included.
+	CreateTask(ctx context.Context, t *task.Task, lim CreateLimits) error
+	// GetTask returns one task of a project, or ErrNotFound (also when the
+	// task exists in another project).
+	GetTask(ctx context.Context, projectID, taskID string) (*task.Task, error)
+	// UpdateTask replaces the fields of the task t.ID of project t.ProjectID
+	// (ErrNotFound if there is none), except ID, ProjectID and CreateTime;
+	// t.Generation must be one more than the stored generation (ErrConflict
+	// otherwise). When t.Status is enable, the destination rule of CreateTask
+	// is checked again against the other tasks, at now.
+	UpdateTask(ctx context.Context, t *task.Task, now time.Time) error
+	// DeleteTask removes a task with its run state and checkpoint, or returns
+	// ErrNotFound. Its undelivered callback events are kept.
+	DeleteTask(ctx context.Context, projectID, taskID string) error
+	// ListTasks returns one page, newest first (CreateTime descending, then ID
+	// descending), with each task's run state, and the total that match the
+	// filter regardless of paging. An unknown TaskID gives an empty page and 0.
+	ListTasks(ctx context.Context, f ListFilter) ([]TaskView, int, error)
+	// TasksInRegions returns every task in the given regions (all regions when
+	// empty), ordered by ID, for the scheduler.
+	TasksInRegions(ctx context.Context, regions []string) ([]task.Task, error)
+
+	// PutRunState upserts a task's run state; a task that no longer exists
+	// is not an error (the write is dropped).
+	PutRunState(ctx context.Context, rs *task.RunState) error
+	// GetRunState returns a task's run state, or ErrNotFound.
+	GetRunState(ctx context.Context, taskID string) (*task.RunState, error)
+	// PutCheckpoint and GetCheckpoint keep a VOD task's position. Like
+	// PutRunState, PutCheckpoint drops the write when the task no longer
+	// exists; GetCheckpoint returns ErrNotFound when none was stored.
+	PutCheckpoint(ctx context.Context, taskID string, cp task.Checkpoint) error
+	GetCheckpoint(ctx context.Context, taskID string) (*task.Checkpoint, error)
+
+	// Projects and credentials. GetProject returns ErrProjectNotFound and
+	// GetCredential ErrCredentialUnknown when there is none; a revoked
+	// credential is returned with Revoked set.
+	PutProject(ctx context.Context, p *Project) error // insert or keep existing
+	GetProject(ctx context.Context, id string) (*Project, error)
+	CountProjects(ctx context.Context) (int, error)
+	PutCredential(ctx context.Context, c *Credential) error // insert or replace
+	GetCredential(ctx context.Context, accessKey string) (*Credential, error)
+
+	Close() error
+}
