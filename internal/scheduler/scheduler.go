@@ -1,0 +1,372 @@
+// Package scheduler runs what should run. A reconcile loop compares the
+// stored tasks and their windows with the supervisors running on this node
+// and acts on the difference: it starts a task when its start_time comes,
+// stops it at end_time, on pause and on delete, and after a restart of the
+// process starts again every task that should be running. It is woken by
+// Wake (after an API write), by the next start or end deadline, and by a
+// slow poll as a safety net; there is one timer for all tasks.
+package scheduler
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/liverelay/liverelay/internal/relay"
+	"github.com/liverelay/liverelay/internal/store"
+	"github.com/liverelay/liverelay/internal/task"
+)
+
+// Runner is a running task as the scheduler sees it; *relay.Supervisor is one.
+type Runner interface {
+	// Run relays until ctx is done.
+	Run(ctx context.Context)
+	// Update hands over a changed configuration without stopping the task.
+	Update(t *task.Task)
+}
+
+// NewRunner makes the Runner of a task.
+type NewRunner func(t *task.Task, rep relay.Reporter) Runner
+
+// EventSink records the events of tasks (for callbacks).
+type EventSink interface {
+	TaskEvent(t *task.Task, name string, final bool, data map[string]any)
+}
+
+// Options configure a Scheduler.
+type Options struct {
+	Store     store.Store
+	Regions   []string // the regions this node serves; empty: all
+	NewRunner NewRunner
+	Events    EventSink // optional
+	Logger    *slog.Logger
+	Now       func() time.Time
+	// Poll is the longest the loop sleeps without a wake-up (default 5 s).
+	Poll time.Duration
+	// OnReport, when set, sees every run state reported (metrics).
+	OnReport func(prev, next task.RunState)
+}
+
+type running struct {
+	task   *task.Task
+	runner Runner
+	cancel context.CancelFunc
+	done   chan struct{}
+	// final is the state written when the runner has stopped; empty means
+	// write nothing (the task was deleted, or the node is shutting down).
+	final      string
+	exitReason string
+	stopping   bool
+}
+
+// Scheduler reconciles stored tasks with running supervisors.
+type Scheduler struct {
+	opt    Options
+	log    *slog.Logger
+	wake   chan struct{}
+	writer *stateWriter
+
+	mu      sync.Mutex
+	running map[string]*running
+	// states is the latest known run state of every task of the served
+	// regions: what list shows, what metrics count, what the final state of
+	// a stopped task is built from.
+	states map[string]task.RunState
+
+	wg sync.WaitGroup // runner goroutines
+}
+
+// New returns a Scheduler; start it with Run.
+func New(opt Options) *Scheduler {
+	if opt.Now == nil {
+		opt.Now = time.Now
+	}
+	if opt.Poll == 0 {
+		opt.Poll = 5 * time.Second
+	}
+	if opt.Logger == nil {
+		opt.Logger = slog.Default()
+	}
+	return &Scheduler{
+		opt:     opt,
+		log:     opt.Logger,
+		wake:    make(chan struct{}, 1),
+		writer:  newStateWriter(opt.Store, opt.Logger),
+		running: make(map[string]*running),
+		states:  make(map[string]task.RunState),
+	}
+}
+
+// Wake asks for a reconcile soon. It never blocks.
+func (s *Scheduler) Wake() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Run reconciles until ctx is done, then stops every running task and
+// waits for them.
+func (s *Scheduler) Run(ctx context.Context) error {
+	writerCtx, stopWriter := context.WithCancel(context.Background())
+	writerDone := make(chan struct{})
+	go func() {
+		defer close(writerDone)
+		s.writer.run(writerCtx)
+	}()
+	defer func() {
+		stopWriter()
+		<-writerDone
+	}()
+
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			s.stopAll()
+			return nil
+		case <-s.wake:
+		case <-timer.C:
+		}
+		next, err := s.reconcile(ctx)
+		if err != nil && ctx.Err() == nil {
+			s.log.Error("reconcile", "err", err)
+		}
+		wait := s.opt.Poll
+		if !next.IsZero() {
+			wait = min(wait, max(next.Sub(s.opt.Now()), 0))
+		}
+		timer.Stop()
+		timer.Reset(wait)
+	}
+}
+
+func (s *Scheduler) stopAll() {
+	s.mu.Lock()
+	for _, r := range s.running {
+		r.final = "" // keep the stored state: the task resumes after a restart
+		r.stopping = true
+		r.cancel()
+	}
+	s.mu.Unlock()
+	s.wg.Wait()
+}
+
+// desired says what a task should be doing now, and when that changes next.
+func desired(t *task.Task, rs task.RunState, now time.Time) (state, reason string, next time.Time) {
+	switch {
+	case rs.State == task.StateFinished && rs.ExitReason == task.ExitLoopsDone:
+		return task.StateFinished, task.ExitLoopsDone, time.Time{}
+	case !now.Before(t.EndTime):
+		return task.StateFinished, task.ExitEndTime, time.Time{}
+	case t.Status == task.StatusPause:
+		return task.StatePaused, task.ExitPaused, time.Time{}
+	case now.Before(t.StartTime):
+		return task.StateWaiting, "", t.StartTime
+	default:
+		return task.StateRunning, "", t.EndTime
+	}
+}
+
+func (s *Scheduler) reconcile(ctx context.Context) (time.Time, error) {
+	tasks, err := s.opt.Store.TasksInRegions(ctx, s.opt.Regions)
+	if err != nil {
+		return time.Time{}, err
+	}
+	now := s.opt.Now()
+	var next time.Time
+	seen := make(map[string]bool, len(tasks))
+
+	for i := range tasks {
+		t := &tasks[i]
+		seen[t.ID] = true
+		rs, err := s.knownState(ctx, t.ID)
+		if err != nil {
+			s.log.Error("load run state", "task_id", t.ID, "err", err)
+			continue
+		}
+		want, reason, at := desired(t, rs, now)
+		if !at.IsZero() && (next.IsZero() || at.Before(next)) {
+			next = at
+		}
+
+		s.mu.Lock()
+		r := s.running[t.ID]
+		switch {
+		case want == task.StateRunning && r == nil:
+			s.start(t)
+		case want == task.StateRunning && r.stopping:
+			// A pause-enable pair faster than the stop: start again once the
+			// old runner is gone (it wakes us).
+		case want == task.StateRunning:
+			if r.task.Generation != t.Generation {
+				r.task = t
+				r.runner.Update(t)
+			}
+		case r != nil && !r.stopping:
+			r.final, r.exitReason, r.stopping = want, reason, true
+			r.cancel()
+		case r == nil && (rs.State != want || rs.ExitReason != reason):
+			rs.State, rs.ExitReason = want, reason
+			s.putState(rs)
+		}
+		s.mu.Unlock()
+	}
+
+	s.mu.Lock()
+	for id, r := range s.running {
+		if !seen[id] && !r.stopping {
+			// Deleted: stop, and write nothing.
+			r.final, r.stopping = "", true
+			r.cancel()
+		}
+	}
+	for id := range s.states {
+		if !seen[id] && s.running[id] == nil {
+			delete(s.states, id)
+		}
+	}
+	s.mu.Unlock()
+	return next, nil
+}
+
+// knownState returns the latest run state of a task, loading it from the
+// store the first time the task is seen.
+func (s *Scheduler) knownState(ctx context.Context, id string) (task.RunState, error) {
+	s.mu.Lock()
+	rs, ok := s.states[id]
+	s.mu.Unlock()
+	if ok {
+		return rs, nil
+	}
+	stored, err := s.opt.Store.GetRunState(ctx, id)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		rs = task.RunState{TaskID: id}
+	case err != nil:
+		return rs, err
+	default:
+		rs = *stored
+	}
+	s.mu.Lock()
+	if cur, ok := s.states[id]; ok {
+		rs = cur // a runner reported meanwhile
+	} else {
+		s.states[id] = rs
+	}
+	s.mu.Unlock()
+	return rs, nil
+}
+
+// putState records a run state in memory and queues it for the store.
+// s.mu must be held.
+func (s *Scheduler) putState(rs task.RunState) {
+	prev := s.states[rs.TaskID]
+	s.states[rs.TaskID] = rs
+	if s.opt.OnReport != nil {
+		s.opt.OnReport(prev, rs)
+	}
+	s.writer.put(rs)
+}
+
+// start launches a runner for t. s.mu must be held.
+func (s *Scheduler) start(t *task.Task) {
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &running{task: t, cancel: cancel, done: make(chan struct{})}
+	rep := &reporter{s: s, id: t.ID}
+	r.runner = s.opt.NewRunner(t, rep)
+	s.running[t.ID] = r
+	s.log.Info("task starting", "task_id", t.ID)
+
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		defer close(r.done)
+		r.runner.Run(ctx)
+		s.finish(r)
+	}()
+}
+
+// finish runs after a runner has returned: it writes the final state and
+// the TaskExit event, and lets the loop start the task again if needed.
+func (s *Scheduler) finish(r *running) {
+	s.mu.Lock()
+	delete(s.running, r.task.ID)
+	final, reason := r.final, r.exitReason
+	if final != "" {
+		rs := s.states[r.task.ID]
+		rs.State, rs.ExitReason = final, reason
+		rs.BitrateBPS, rs.FPS = 0, 0
+		rs.LastHeartbeat = s.opt.Now().UTC()
+		s.putState(rs)
+	}
+	s.mu.Unlock()
+
+	switch {
+	case final != "":
+		s.log.Info("task stopped", "task_id", r.task.ID, "state", final, "reason", reason)
+		s.event(r.task, task.EventTaskExit, final == task.StateFinished, map[string]any{
+			"reason": reason, "code": "", "message": "task " + final,
+		})
+	case r.stopping:
+		s.log.Info("task stopped", "task_id", r.task.ID, "reason", "deleted or shutdown")
+	}
+	s.Wake()
+}
+
+// DeleteNotify records the TaskExit of a deleted task. The API calls it after
+// the delete is stored.
+func (s *Scheduler) DeleteNotify(t *task.Task) {
+	s.event(t, task.EventTaskExit, true, map[string]any{
+		"reason": task.ExitDeleted, "code": "", "message": "task deleted",
+	})
+	s.Wake()
+}
+
+func (s *Scheduler) event(t *task.Task, name string, final bool, data map[string]any) {
+	if s.opt.Events != nil {
+		s.opt.Events.TaskEvent(t, name, final, data)
+	}
+}
+
+// StateCounts returns how many tasks of the served regions are in each run
+// state, as this node knows them.
+func (s *Scheduler) StateCounts() map[string]int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[string]int)
+	for _, rs := range s.states {
+		if rs.State != "" {
+			out[rs.State]++
+		}
+	}
+	return out
+}
+
+// reporter is a task's relay.Reporter.
+type reporter struct {
+	s  *Scheduler
+	id string
+}
+
+func (r *reporter) Report(rs task.RunState) {
+	r.s.mu.Lock()
+	defer r.s.mu.Unlock()
+	run := r.s.running[r.id]
+	if run == nil || run.stopping {
+		return // the final state is the scheduler's to write
+	}
+	r.s.putState(rs)
+}
+
+func (r *reporter) Event(name string, data map[string]any) {
+	r.s.mu.Lock()
+	run := r.s.running[r.id]
+	r.s.mu.Unlock()
+	if run != nil {
+		r.s.event(run.task, name, false, data)
+	}
+}
