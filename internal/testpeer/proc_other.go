@@ -1,0 +1,7 @@
+//go:build !linux
+
+package testpeer
+
+import "os/exec"
+
+func setDeathSignal(*exec.Cmd) {}
