@@ -1,0 +1,302 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/liverelay/liverelay/internal/api"
+	"github.com/liverelay/liverelay/internal/auth"
+	"github.com/liverelay/liverelay/internal/media"
+	"github.com/liverelay/liverelay/internal/metrics"
+	"github.com/liverelay/liverelay/internal/netguard"
+	"github.com/liverelay/liverelay/internal/redact"
+	"github.com/liverelay/liverelay/internal/relay"
+	"github.com/liverelay/liverelay/internal/rtmp"
+	"github.com/liverelay/liverelay/internal/scheduler"
+	"github.com/liverelay/liverelay/internal/store/sqlite"
+	"github.com/liverelay/liverelay/internal/task"
+)
+
+type serveConfig struct {
+	listen        string
+	metricsListen string
+	dataDir       string
+	regions       listFlag
+	domainsFile   string
+	maxWindow     time.Duration
+	taskQuota     int
+	denyNetworks  string
+	noMedia       time.Duration
+	failbackHold  time.Duration
+	authMode      string
+	logFormat     string
+	logLevel      string
+}
+
+func serve(args []string) error {
+	cfg := serveConfig{regions: listFlag{}}
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.StringVar(&cfg.listen, "listen", "127.0.0.1:8080", "address of the API (and /healthz, /metrics)")
+	fs.StringVar(&cfg.metricsListen, "metrics-listen", "", "serve /metrics on this address instead of the API listener")
+	fs.StringVar(&cfg.dataDir, "data-dir", "./liverelay-data", "directory of the store and the bootstrap credentials (created if absent)")
+	fs.Var(&cfg.regions, "region", "comma-separated regions this node serves; the first is the default region of new projects (default local)")
+	fs.StringVar(&cfg.domainsFile, "domains", "", `JSON file of ingest domains: {"domains":[{"name":"publish.example.com","region":"local","ingest":"rtmp://127.0.0.1:1935"}]}`)
+	fs.DurationVar(&cfg.maxWindow, "max-window", 7*24*time.Hour, "longest allowed end_time - start_time")
+	fs.IntVar(&cfg.taskQuota, "task-quota", 200, "most tasks per project")
+	fs.StringVar(&cfg.denyNetworks, "deny-networks", "", "comma-separated CIDRs that sources and callbacks may not reach, besides link-local, unspecified and multicast (e.g. 10.0.0.0/8,127.0.0.0/8)")
+	fs.DurationVar(&cfg.noMedia, "no-media-timeout", 3*time.Second, "a source that sends no media for this long is interrupted")
+	fs.DurationVar(&cfg.failbackHold, "failback-hold", 5*time.Second, "how long a recovered primary must deliver media before the task switches back to it")
+	fs.StringVar(&cfg.authMode, "auth", "iam", "authentication: iam (AK/SK signatures and tokens) or none (every request is its project's root user; trusted networks only)")
+	fs.StringVar(&cfg.logFormat, "log-format", "text", "log format: text or json")
+	fs.StringVar(&cfg.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	if err := parseFlags(fs, args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	if len(cfg.regions) == 0 {
+		cfg.regions = listFlag{"local"}
+	}
+	log, err := newLogger(cfg.logFormat, cfg.logLevel)
+	if err != nil {
+		return err
+	}
+	if cfg.taskQuota < 1 {
+		return fmt.Errorf("--task-quota must be at least 1, got %d", cfg.taskQuota)
+	}
+	if cfg.maxWindow <= 0 {
+		return fmt.Errorf("--max-window must be positive, got %s", cfg.maxWindow)
+	}
+	domains, err := loadDomains(cfg.domainsFile)
+	if err != nil {
+		return err
+	}
+	extra, err := netguard.ParsePrefixes(cfg.denyNetworks)
+	if err != nil {
+		return fmt.Errorf("--deny-networks: %w", err)
+	}
+	guard := netguard.New(extra)
+
+	if err := os.MkdirAll(cfg.dataDir, 0o700); err != nil {
+		return fmt.Errorf("create data directory: %w", err)
+	}
+	st, err := sqlite.Open(filepath.Join(cfg.dataDir, "liverelay.db"))
+	if err != nil {
+		return fmt.Errorf("open store: %w", err)
+	}
+	defer st.Close()
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	keyring, err := auth.LoadKeyring(cfg.dataDir)
+	if err != nil {
+		return err
+	}
+	if err := bootstrap(ctx, st, keyring, cfg.dataDir, cfg.regions[0], os.Stdout, log); err != nil {
+		return fmt.Errorf("bootstrap: %w", err)
+	}
+
+	var authorizer auth.Authorizer
+	switch cfg.authMode {
+	case "iam":
+		authorizer = auth.NewVerifier(st, keyring, time.Now)
+	case "none":
+		authorizer = auth.Open{}
+		log.Warn("authentication is off (--auth=none): every request acts as its project's root user")
+	default:
+		return fmt.Errorf("--auth must be iam or none, got %q", cfg.authMode)
+	}
+
+	relayCfg := relay.Config{
+		NoMediaTimeout: cfg.noMedia,
+		HoldTime:       cfg.failbackHold,
+		Redact:         redact.URL,
+		Logger:         log,
+		OpenSource: func(ctx context.Context, rawURL string) (media.Source, error) {
+			return openSource(ctx, rawURL, guard, cfg.noMedia)
+		},
+		OpenSink: func(ctx context.Context, rawURL string) (media.Sink, error) {
+			return rtmp.Publish(ctx, rawURL, rtmp.Options{DialContext: guard.DialContext, WriteTimeout: 5 * time.Second})
+		},
+	}
+
+	var sched *scheduler.Scheduler
+	m := metrics.New(func() map[string]int { return sched.StateCounts() })
+	events := &logEvents{log: log}
+	sched = scheduler.New(scheduler.Options{
+		Store:   st,
+		Regions: cfg.regions,
+		NewRunner: func(t *task.Task, rep relay.Reporter) scheduler.Runner {
+			return relay.NewSupervisor(t, relayCfg, rep)
+		},
+		Events:   events,
+		Logger:   log,
+		OnReport: m.ObserveRunState,
+	})
+
+	apiServer := &api.Server{
+		Store:     st,
+		Auth:      authorizer,
+		Scheduler: sched,
+		Events:    events,
+		Guard:     guard,
+		Metrics:   m,
+		Logger:    log,
+		Quota:     cfg.taskQuota,
+		Now:       time.Now,
+		Rules: func(projectRegion string, now time.Time) *task.Rules {
+			return &task.Rules{
+				Now:               now,
+				MaxWindow:         cfg.maxWindow,
+				Regions:           cfg.regions,
+				DefaultRegion:     projectRegion,
+				Domains:           domains,
+				LiveSourceSchemes: []string{"rtmp", "rtmps"},
+			}
+		},
+	}
+
+	mux := http.NewServeMux()
+	mux.Handle("/", apiServer.Handler())
+	metricsHandler := promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{})
+	if cfg.metricsListen == "" {
+		mux.Handle("GET /metrics", metricsHandler)
+	}
+
+	servers := []*http.Server{{Addr: cfg.listen, Handler: mux, ReadHeaderTimeout: 10 * time.Second}}
+	if cfg.metricsListen != "" {
+		mm := http.NewServeMux()
+		mm.Handle("GET /metrics", metricsHandler)
+		servers = append(servers, &http.Server{Addr: cfg.metricsListen, Handler: mm, ReadHeaderTimeout: 10 * time.Second})
+	}
+	var listeners []net.Listener
+	for _, srv := range servers {
+		ln, err := net.Listen("tcp", srv.Addr)
+		if err != nil {
+			return fmt.Errorf("listen on %s: %w", srv.Addr, err)
+		}
+		listeners = append(listeners, ln)
+	}
+
+	// Run the parts; the first to stop (or a signal) stops the rest.
+	errc := make(chan error, len(servers)+1)
+	schedCtx, stopSched := context.WithCancel(context.Background())
+	schedDone := make(chan struct{})
+	go func() {
+		defer close(schedDone)
+		errc <- sched.Run(schedCtx)
+	}()
+	for i, srv := range servers {
+		go func() {
+			if err := srv.Serve(listeners[i]); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				errc <- fmt.Errorf("http server %s: %w", srv.Addr, err)
+			}
+		}()
+	}
+	log.Info("liverelay serving", "listen", listeners[0].Addr().String(), "regions", cfg.regions, "data_dir", cfg.dataDir)
+
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down")
+	case err = <-errc:
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, srv := range servers {
+		_ = srv.Shutdown(shutdownCtx)
+	}
+	stopSched()
+	<-schedDone
+	return err
+}
+
+// openSource opens a live source by its URL scheme.
+func openSource(ctx context.Context, rawURL string, guard *netguard.Guard, noMedia time.Duration) (media.Source, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return nil, fmt.Errorf("parse source URL: %w", err)
+	}
+	switch strings.ToLower(u.Scheme) {
+	case "rtmp", "rtmps":
+		return rtmp.Play(ctx, rawURL, rtmp.Options{DialContext: guard.DialContext, ReadTimeout: noMedia})
+	}
+	return nil, fmt.Errorf("source scheme %q is not supported", u.Scheme)
+}
+
+func newLogger(format, level string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level: %w", err)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(os.Stderr, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format must be text or json, got %q", format)
+}
+
+type domainsFile struct {
+	Domains []task.Domain `json:"domains"`
+}
+
+// loadDomains reads the --domains file. Every ingest must be an rtmp or
+// rtmps URL; names must be unique.
+func loadDomains(path string) (map[string]task.Domain, error) {
+	out := map[string]task.Domain{}
+	if path == "" {
+		return out, nil
+	}
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("--domains: %w", err)
+	}
+	var f domainsFile
+	dec := json.NewDecoder(strings.NewReader(string(raw)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&f); err != nil {
+		return nil, fmt.Errorf("--domains %s: %w", path, err)
+	}
+	for i, d := range f.Domains {
+		if d.Name == "" || d.Region == "" {
+			return nil, fmt.Errorf("--domains %s: domains[%d] needs a name and a region", path, i)
+		}
+		u, err := url.Parse(d.Ingest)
+		if err != nil || (u.Scheme != "rtmp" && u.Scheme != "rtmps") || u.Host == "" {
+			return nil, fmt.Errorf("--domains %s: domains[%d] (%s): ingest must be an rtmp:// or rtmps:// URL, got %q", path, i, d.Name, d.Ingest)
+		}
+		key := strings.ToLower(d.Name)
+		if _, dup := out[key]; dup {
+			return nil, fmt.Errorf("--domains %s: domain %s is listed twice", path, d.Name)
+		}
+		out[key] = d
+	}
+	return out, nil
+}
+
+// logEvents records task events in the log until the callback outbox
+// delivers them.
+type logEvents struct{ log *slog.Logger }
+
+func (e *logEvents) TaskEvent(t *task.Task, name string, final bool, data map[string]any) {
+	e.log.Info("task event", "task_id", t.ID, "event", name, "final", final, "data", data)
+}
