@@ -97,7 +97,11 @@ type recorder struct {
 	events []string
 }
 
-func (r *recorder) Report(rs task.RunState) { r.mu.Lock(); r.states = append(r.states, rs); r.mu.Unlock() }
+func (r *recorder) Report(rs task.RunState) {
+	r.mu.Lock()
+	r.states = append(r.states, rs)
+	r.mu.Unlock()
+}
 func (r *recorder) Event(name string, data map[string]any) {
 	r.mu.Lock()
 	defer r.mu.Unlock()

@@ -62,14 +62,14 @@ func newServerStream() *serverStream {
 	return s
 }
 
-func (s *serverStream) msg(t *testing.T, csid byte, typ uint8, ts uint32, body []byte) {
+func (s *serverStream) msg(t testing.TB, csid byte, typ uint8, ts uint32, body []byte) {
 	t.Helper()
 	if err := s.w.writeMessage(csid, typ, 1, ts, body); err != nil {
 		t.Fatal(err)
 	}
 }
 
-func amf(t *testing.T, values ...any) []byte {
+func amf(t testing.TB, values ...any) []byte {
 	t.Helper()
 	b, err := amf0.Data(values).Marshal()
 	if err != nil {
@@ -249,14 +249,13 @@ func TestWritePacket(t *testing.T) {
 func FuzzReadPacket(f *testing.F) {
 	s := newServerStream()
 	s.w.chunkSize = 64
-	tb := &testing.T{}
-	s.msg(tb, csidControl, msgSetChunkSize, 0, be32(64))
-	s.msg(tb, csidControl, msgWindowAckSize, 0, be32(100))
-	s.msg(tb, csidData, msgDataAMF0, 0, amf(tb, "@setDataFrame", "onMetaData", amf0.ECMAArray{{Key: "w", Value: 1.0}}))
-	s.msg(tb, csidVideo, msgVideo, 10, bytes.Repeat([]byte{0x17}, 150))
-	s.msg(tb, csidControl, msgUserControl, 0, userControl(eventPingRequest, 1, 2, 3, 4))
-	s.msg(tb, 7, msgAggregate, 20, append(flvTag(8, 1, []byte{0xaf, 1}), flvTag(18, 2, amf(tb, "onMetaData"))...))
-	s.msg(tb, csidCommand, msgCommandAMF0, 0, amf(tb, "onStatus", 0.0, nil, amf0.Object{{Key: "code", Value: "NetStream.Play.Stop"}}))
+	s.msg(f, csidControl, msgSetChunkSize, 0, be32(64))
+	s.msg(f, csidControl, msgWindowAckSize, 0, be32(100))
+	s.msg(f, csidData, msgDataAMF0, 0, amf(f, "@setDataFrame", "onMetaData", amf0.ECMAArray{{Key: "w", Value: 1.0}}))
+	s.msg(f, csidVideo, msgVideo, 10, bytes.Repeat([]byte{0x17}, 150))
+	s.msg(f, csidControl, msgUserControl, 0, userControl(eventPingRequest, 1, 2, 3, 4))
+	s.msg(f, 7, msgAggregate, 20, append(flvTag(8, 1, []byte{0xaf, 1}), flvTag(18, 2, amf(f, "onMetaData"))...))
+	s.msg(f, csidCommand, msgCommandAMF0, 0, amf(f, "onStatus", 0.0, nil, amf0.Object{{Key: "code", Value: "NetStream.Play.Stop"}}))
 	f.Add(s.buf.Bytes())
 	f.Add([]byte{0x02, 0, 0, 0, 0, 0, 4, 1, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff})
 	f.Fuzz(func(t *testing.T, b []byte) {
