@@ -139,14 +139,12 @@ func serve(args []string) error {
 
 	var sched *scheduler.Scheduler
 	m := metrics.New(func() map[string]int { return sched.StateCounts() })
-	events := &logEvents{log: log}
 	sched = scheduler.New(scheduler.Options{
 		Store:   st,
 		Regions: cfg.regions,
 		NewRunner: func(t *task.Task, rep relay.Reporter) scheduler.Runner {
 			return relay.NewSupervisor(t, relayCfg, rep)
 		},
-		Events:   events,
 		Logger:   log,
 		OnReport: m.ObserveRunState,
 	})
@@ -155,7 +153,6 @@ func serve(args []string) error {
 		Store:     st,
 		Auth:      authorizer,
 		Scheduler: sched,
-		Events:    events,
 		Guard:     guard,
 		Metrics:   m,
 		Logger:    log,
@@ -291,12 +288,4 @@ func loadDomains(path string) (map[string]task.Domain, error) {
 		out[key] = d
 	}
 	return out, nil
-}
-
-// logEvents records task events in the log until the callback outbox
-// delivers them.
-type logEvents struct{ log *slog.Logger }
-
-func (e *logEvents) TaskEvent(t *task.Task, name string, final bool, data map[string]any) {
-	e.log.Info("task event", "task_id", t.ID, "event", name, "final", final, "data", data)
 }

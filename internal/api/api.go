@@ -17,20 +17,15 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/liverelay/liverelay/internal/auth"
+	"github.com/liverelay/liverelay/internal/callback"
 	"github.com/liverelay/liverelay/internal/metrics"
 	"github.com/liverelay/liverelay/internal/store"
 	"github.com/liverelay/liverelay/internal/task"
 )
 
-// Scheduler is what the API needs of the scheduler.
+// Scheduler is what the API needs of the scheduler: a nudge after a write.
 type Scheduler interface {
 	Wake()
-	DeleteNotify(t *task.Task)
-}
-
-// EventSink records task events (ResetTaskConfig on modify).
-type EventSink interface {
-	TaskEvent(t *task.Task, name string, final bool, data map[string]any)
 }
 
 // HostChecker refuses URLs whose host is, or resolves to, a denied network.
@@ -43,10 +38,11 @@ type Server struct {
 	Store     store.Store
 	Auth      auth.Authorizer
 	Scheduler Scheduler
-	Events    EventSink // optional
-	Guard     HostChecker
-	Metrics   *metrics.Metrics
-	Logger    *slog.Logger
+	// OnEvents, when set, is called after callback events were stored.
+	OnEvents func()
+	Guard    HostChecker
+	Metrics  *metrics.Metrics
+	Logger   *slog.Logger
 	// Rules returns the validation rules for a project region, at now.
 	Rules func(projectRegion string, now time.Time) *task.Rules
 	Quota int
@@ -285,7 +281,11 @@ func (s *Server) modify(c *call) (int, any, error) {
 		if err := s.checkHosts(c.r.Context(), next); err != nil {
 			return 0, nil, err
 		}
-		err = s.Store.UpdateTask(c.r.Context(), next, s.Now())
+		var ev *store.Event
+		if next.IsVOD() {
+			ev = callback.NewEvent(next, task.EventResetTaskConfig, false, map[string]any{"changed": changed}, s.Now())
+		}
+		err = s.Store.UpdateTask(c.r.Context(), next, s.Now(), ev)
 		if errors.Is(err, store.ErrConflict) && attempt < 3 {
 			continue
 		}
@@ -293,11 +293,15 @@ func (s *Server) modify(c *call) (int, any, error) {
 			return 0, nil, err
 		}
 		s.Logger.Info("task modified", "task_id", next.ID, "changed", changed, "request_id", c.requestID)
-		if s.Events != nil && next.IsVOD() {
-			s.Events.TaskEvent(next, task.EventResetTaskConfig, false, map[string]any{"changed": changed})
-		}
+		s.notifyEvents(ev)
 		s.Scheduler.Wake()
 		return http.StatusOK, idResponse{TaskID: next.ID, RequestID: c.requestID}, nil
+	}
+}
+
+func (s *Server) notifyEvents(ev *store.Event) {
+	if ev != nil && s.OnEvents != nil {
+		s.OnEvents()
 	}
 }
 
@@ -316,10 +320,16 @@ func (s *Server) delete(c *call) (int, any, error) {
 	if region := c.r.URL.Query().Get("region"); region != "" && region != t.Region {
 		return 0, nil, &apiError{Status: http.StatusNotFound, Code: CodeNotFound, Msg: "task not found in region " + strconv.Quote(region)}
 	}
-	if err := s.Store.DeleteTask(c.r.Context(), c.projectID, id); err != nil {
+	// The deleted task's final TaskExit is stored with the delete: it
+	// outlives the task until it is delivered.
+	ev := callback.NewEvent(t, task.EventTaskExit, true, map[string]any{
+		"reason": task.ExitDeleted, "code": "", "message": "task deleted",
+	}, s.Now())
+	if err := s.Store.DeleteTask(c.r.Context(), c.projectID, id, ev); err != nil {
 		return 0, nil, err
 	}
 	s.Logger.Info("task deleted", "task_id", id, "request_id", c.requestID)
-	s.Scheduler.DeleteNotify(t)
+	s.notifyEvents(ev)
+	s.Scheduler.Wake()
 	return http.StatusOK, idResponse{TaskID: id, RequestID: c.requestID}, nil
 }

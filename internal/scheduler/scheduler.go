@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/liverelay/liverelay/internal/callback"
 	"github.com/liverelay/liverelay/internal/relay"
 	"github.com/liverelay/liverelay/internal/store"
 	"github.com/liverelay/liverelay/internal/task"
@@ -30,19 +31,15 @@ type Runner interface {
 // NewRunner makes the Runner of a task.
 type NewRunner func(t *task.Task, rep relay.Reporter) Runner
 
-// EventSink records the events of tasks (for callbacks).
-type EventSink interface {
-	TaskEvent(t *task.Task, name string, final bool, data map[string]any)
-}
-
 // Options configure a Scheduler.
 type Options struct {
 	Store     store.Store
 	Regions   []string // the regions this node serves; empty: all
 	NewRunner NewRunner
-	Events    EventSink // optional
-	Logger    *slog.Logger
-	Now       func() time.Time
+	// OnEvents, when set, is called after callback events were stored.
+	OnEvents func()
+	Logger   *slog.Logger
+	Now      func() time.Time
 	// Poll is the longest the loop sleeps without a wake-up (default 5 s).
 	Poll time.Duration
 	// OnReport, when set, sees every run state reported (metrics).
@@ -93,7 +90,7 @@ func New(opt Options) *Scheduler {
 		opt:     opt,
 		log:     opt.Logger,
 		wake:    make(chan struct{}, 1),
-		writer:  newStateWriter(opt.Store, opt.Logger),
+		writer:  newStateWriter(opt.Store, opt.Logger, opt.OnEvents),
 		running: make(map[string]*running),
 		states:  make(map[string]task.RunState),
 	}
@@ -211,7 +208,7 @@ func (s *Scheduler) reconcile(ctx context.Context) (time.Time, error) {
 			r.cancel()
 		case r == nil && (rs.State != want || rs.ExitReason != reason):
 			rs.State, rs.ExitReason = want, reason
-			s.putState(rs)
+			s.putState(rs, nil)
 		}
 		s.mu.Unlock()
 	}
@@ -261,15 +258,22 @@ func (s *Scheduler) knownState(ctx context.Context, id string) (task.RunState, e
 	return rs, nil
 }
 
-// putState records a run state in memory and queues it for the store.
-// s.mu must be held.
-func (s *Scheduler) putState(rs task.RunState) {
+// putState records a run state in memory and queues it for the store,
+// with the callback event it causes (nil for none). s.mu must be held.
+func (s *Scheduler) putState(rs task.RunState, ev *store.Event) {
 	prev := s.states[rs.TaskID]
 	s.states[rs.TaskID] = rs
 	if s.opt.OnReport != nil {
 		s.opt.OnReport(prev, rs)
 	}
-	s.writer.put(rs)
+	s.writer.put(rs, ev)
+}
+
+// event builds a task's callback event (nil when the task does not want
+// it) and logs it either way.
+func (s *Scheduler) event(t *task.Task, name string, final bool, data map[string]any) *store.Event {
+	s.log.Info("task event", "task_id", t.ID, "event", name, "final", final, "data", data)
+	return callback.NewEvent(t, name, final, data, s.opt.Now())
 }
 
 // start launches a runner for t. s.mu must be held.
@@ -301,35 +305,15 @@ func (s *Scheduler) finish(r *running) {
 		rs.State, rs.ExitReason = final, reason
 		rs.BitrateBPS, rs.FPS = 0, 0
 		rs.LastHeartbeat = s.opt.Now().UTC()
-		s.putState(rs)
-	}
-	s.mu.Unlock()
-
-	switch {
-	case final != "":
-		s.log.Info("task stopped", "task_id", r.task.ID, "state", final, "reason", reason)
-		s.event(r.task, task.EventTaskExit, final == task.StateFinished, map[string]any{
+		// The exit is final only when the task will not run again.
+		ev := s.event(r.task, task.EventTaskExit, final == task.StateFinished, map[string]any{
 			"reason": reason, "code": "", "message": "task " + final,
 		})
-	case r.stopping:
-		s.log.Info("task stopped", "task_id", r.task.ID, "reason", "deleted or shutdown")
+		s.putState(rs, ev)
 	}
+	s.mu.Unlock()
+	s.log.Info("task stopped", "task_id", r.task.ID, "state", final, "reason", reason)
 	s.Wake()
-}
-
-// DeleteNotify records the TaskExit of a deleted task. The API calls it after
-// the delete is stored.
-func (s *Scheduler) DeleteNotify(t *task.Task) {
-	s.event(t, task.EventTaskExit, true, map[string]any{
-		"reason": task.ExitDeleted, "code": "", "message": "task deleted",
-	})
-	s.Wake()
-}
-
-func (s *Scheduler) event(t *task.Task, name string, final bool, data map[string]any) {
-	if s.opt.Events != nil {
-		s.opt.Events.TaskEvent(t, name, final, data)
-	}
 }
 
 // StateCounts returns how many tasks of the served regions are in each run
@@ -359,14 +343,23 @@ func (r *reporter) Report(rs task.RunState) {
 	if run == nil || run.stopping {
 		return // the final state is the scheduler's to write
 	}
-	r.s.putState(rs)
+	r.s.putState(rs, nil)
 }
 
+// Event stores the event with the task's latest run state, in one
+// transaction.
 func (r *reporter) Event(name string, data map[string]any) {
 	r.s.mu.Lock()
+	defer r.s.mu.Unlock()
 	run := r.s.running[r.id]
-	r.s.mu.Unlock()
-	if run != nil {
-		r.s.event(run.task, name, false, data)
+	if run == nil {
+		return
+	}
+	if ev := r.s.event(run.task, name, false, data); ev != nil {
+		rs, ok := r.s.states[r.id]
+		if !ok {
+			rs = task.RunState{TaskID: r.id, State: task.StateStarting}
+		}
+		r.s.writer.put(rs, ev)
 	}
 }

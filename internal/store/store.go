@@ -73,6 +73,31 @@ type CreateLimits struct {
 	Now   time.Time // for "unfinished" in the destination rule
 }
 
+// Event is one callback event in the outbox. Producers fill ID, TaskID,
+// ProjectID, Name, Time, Final, CallbackURL and Payload; the store assigns
+// Seq (1, 2, 3, ... per task) when it appends the event, in the same
+// transaction as the state change that caused it.
+type Event struct {
+	ID          string // event_id, unique
+	TaskID      string
+	ProjectID   string
+	Seq         int64
+	Name        string // TaskStart, TaskExit, ...
+	Time        time.Time
+	Final       bool
+	CallbackURL string // kept with the event: the task may be gone before delivery
+	// Payload is the JSON object to POST, without "seq" (the deliverer adds
+	// it, so the body is built once the store has numbered the event).
+	Payload []byte
+
+	// Delivery state.
+	Attempts      int
+	NextAttemptAt time.Time
+	LastError     string
+	DeliveredAt   time.Time // zero: not delivered
+	GaveUp        bool      // retried for the whole retry window without success
+}
+
 // Store persists everything. Every method is safe for concurrent use, and
 // every write is durable when it returns nil. A write never fails because
 // another write holds a lock: implementations serialise or retry.
@@ -93,10 +118,14 @@ type Store interface {
 	// t.Generation must be one more than the stored generation (ErrConflict
 	// otherwise). When t.Status is enable, the destination rule of CreateTask
 	// is checked again against the other tasks, at now.
-	UpdateTask(ctx context.Context, t *task.Task, now time.Time) error
+	//
+	// events are appended to the outbox in the same transaction.
+	UpdateTask(ctx context.Context, t *task.Task, now time.Time, events ...*Event) error
 	// DeleteTask removes a task with its run state and checkpoint, or returns
 	// ErrNotFound. Its undelivered callback events are kept.
-	DeleteTask(ctx context.Context, projectID, taskID string) error
+	// events are appended to the outbox in the same transaction (they
+	// outlive the task).
+	DeleteTask(ctx context.Context, projectID, taskID string, events ...*Event) error
 	// ListTasks returns one page, newest first (CreateTime descending, then ID
 	// descending), with each task's run state, and the total that match the
 	// filter regardless of paging. An unknown TaskID gives an empty page and 0.
@@ -107,7 +136,9 @@ type Store interface {
 
 	// PutRunState upserts a task's run state; a task that no longer exists
 	// is not an error (the write is dropped).
-	PutRunState(ctx context.Context, rs *task.RunState) error
+	// events are appended to the outbox in the same transaction; they are
+	// dropped with the state when the task no longer exists.
+	PutRunState(ctx context.Context, rs *task.RunState, events ...*Event) error
 	// GetRunState returns a task's run state, or ErrNotFound.
 	GetRunState(ctx context.Context, taskID string) (*task.RunState, error)
 	// PutCheckpoint and GetCheckpoint keep a VOD task's position. Like

@@ -89,7 +89,7 @@ func (s *Store) GetTask(ctx context.Context, projectID, taskID string) (*task.Ta
 }
 
 // UpdateTask implements store.Store.
-func (s *Store) UpdateTask(ctx context.Context, t *task.Task, now time.Time) error {
+func (s *Store) UpdateTask(ctx context.Context, t *task.Task, now time.Time, events ...*store.Event) error {
 	err := s.write(ctx, func(tx *sql.Tx) error {
 		var gen int64
 		err := tx.QueryRowContext(ctx, `SELECT generation FROM tasks WHERE id = ? AND project_id = ?`,
@@ -108,8 +108,10 @@ func (s *Store) UpdateTask(ctx context.Context, t *task.Task, now time.Time) err
 				return err
 			}
 		}
-		_, err = tx.ExecContext(ctx, taskUpdate, taskUpdateArgs(t)...)
-		return err
+		if _, err = tx.ExecContext(ctx, taskUpdate, taskUpdateArgs(t)...); err != nil {
+			return err
+		}
+		return appendEvents(ctx, tx, events)
 	})
 	if err != nil {
 		return fmt.Errorf("sqlite: update task %s: %w", t.ID, err)
@@ -119,7 +121,7 @@ func (s *Store) UpdateTask(ctx context.Context, t *task.Task, now time.Time) err
 
 // DeleteTask implements store.Store. The run state and checkpoint go with the
 // task (ON DELETE CASCADE); events stay for delivery.
-func (s *Store) DeleteTask(ctx context.Context, projectID, taskID string) error {
+func (s *Store) DeleteTask(ctx context.Context, projectID, taskID string, events ...*store.Event) error {
 	err := s.write(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `DELETE FROM tasks WHERE id = ? AND project_id = ?`, taskID, projectID)
 		if err != nil {
@@ -130,7 +132,7 @@ func (s *Store) DeleteTask(ctx context.Context, projectID, taskID string) error 
 		} else if n == 0 {
 			return store.ErrNotFound
 		}
-		return nil
+		return appendEvents(ctx, tx, events)
 	})
 	if err != nil {
 		return fmt.Errorf("sqlite: delete task %s: %w", taskID, err)
@@ -251,8 +253,17 @@ func (s *Store) queryTasks(ctx context.Context, q string, args ...any) ([]task.T
 }
 
 // PutRunState implements store.Store.
-func (s *Store) PutRunState(ctx context.Context, rs *task.RunState) error {
-	err := s.write(ctx, func(tx *sql.Tx) error { return putRunState(ctx, tx, rs) })
+func (s *Store) PutRunState(ctx context.Context, rs *task.RunState, events ...*store.Event) error {
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, runStateUpsert, append(runStateArgs(rs), rs.TaskID)...)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil || n == 0 {
+			return err // the task is gone: its state and events go with it
+		}
+		return appendEvents(ctx, tx, events)
+	})
 	if err != nil {
 		return fmt.Errorf("sqlite: put run state of task %s: %w", rs.TaskID, err)
 	}
