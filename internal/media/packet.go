@@ -5,6 +5,7 @@ package media
 
 import (
 	"context"
+	"errors"
 	"time"
 )
 
@@ -149,3 +150,16 @@ type Sink interface {
 	BytesWritten() uint64
 	Close() error
 }
+
+// FileSource is a Source over a finite file (one entry of a VOD playlist).
+// ReadPacket returns io.EOF at the clean end of the file, and an error
+// wrapping ErrFileEndEarly when the file stops before its announced end
+// (truncated download, short file).
+type FileSource interface {
+	Source
+	// Duration is the media duration of the whole file, 0 when unknown.
+	Duration() time.Duration
+}
+
+// ErrFileEndEarly marks a file that ended before its announced duration.
+var ErrFileEndEarly = errors.New("file ended early")

@@ -11,6 +11,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
@@ -338,9 +339,9 @@ func (c *Conn) setup(tcURL, app, stream string) error {
 
 	// A short client buffer: we relay, we do not render.
 	body := make([]byte, 10)
-	putBE16(body, eventSetBufferLength)
-	putBE32(body[2:], c.streamID)
-	putBE32(body[6:], 1000)
+	binary.BigEndian.PutUint16(body, eventSetBufferLength)
+	binary.BigEndian.PutUint32(body[2:], c.streamID)
+	binary.BigEndian.PutUint32(body[6:], 1000)
 	if err := c.writeControl(msgUserControl, body); err != nil {
 		return err
 	}
@@ -635,13 +636,4 @@ func (c *Conn) writeCommandNoFlush(csid byte, msid uint32, name string, txn floa
 	return nil
 }
 
-func be32(v uint32) []byte {
-	b := make([]byte, 4)
-	putBE32(b, v)
-	return b
-}
-
-func putBE32(b []byte, v uint32) {
-	b[0], b[1], b[2], b[3] = byte(v>>24), byte(v>>16), byte(v>>8), byte(v)
-}
-func putBE16(b []byte, v uint16) { b[0], b[1] = byte(v>>8), byte(v) }
+func be32(v uint32) []byte { return binary.BigEndian.AppendUint32(nil, v) }

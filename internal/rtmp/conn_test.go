@@ -39,6 +39,7 @@ func silentServer(t *testing.T) string {
 }
 
 func TestSetupCancelledByContext(t *testing.T) {
+	t.Parallel()
 	addr := silentServer(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
@@ -53,6 +54,7 @@ func TestSetupCancelledByContext(t *testing.T) {
 }
 
 func TestSetupTimeout(t *testing.T) {
+	t.Parallel()
 	addr := silentServer(t)
 	start := time.Now()
 	_, err := Publish(context.Background(), "rtmp://"+addr+"/live/src", Options{ReadTimeout: 300 * time.Millisecond})
@@ -65,6 +67,7 @@ func TestSetupTimeout(t *testing.T) {
 }
 
 func TestErrorsAreRedacted(t *testing.T) {
+	t.Parallel()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

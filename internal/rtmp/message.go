@@ -1,6 +1,7 @@
 package rtmp
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -51,7 +52,7 @@ func (c *Conn) handle(msg *rawmessage.Message) (cmd command, isCmd bool, err err
 		case eventPingRequest:
 			if len(body) >= 6 {
 				resp := make([]byte, 6)
-				putBE16(resp, eventPingResponse)
+				binary.BigEndian.PutUint16(resp, eventPingResponse)
 				copy(resp[2:], body[2:6])
 				if err := c.writeControl(msgUserControl, resp); err != nil {
 					return command{}, false, fmt.Errorf("ping response: %w", err)
@@ -238,9 +239,7 @@ func amf0Object(kv ...any) amf0.Object {
 	return obj
 }
 
-func be32At(b []byte) uint32 {
-	return uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
-}
+func be32At(b []byte) uint32 { return binary.BigEndian.Uint32(b) }
 
 func isEOF(err error) bool {
 	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)

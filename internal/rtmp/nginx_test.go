@@ -37,6 +37,7 @@ func play(t *testing.T, url string) *Conn {
 }
 
 func TestPlayFromNginx(t *testing.T) {
+	t.Parallel()
 	n, _ := startSource(t)
 	c := play(t, n.RTMPURL("live", "src"))
 
@@ -122,6 +123,7 @@ func relay(ctx context.Context, src, dst *Conn, offset time.Duration) error {
 // nginx is read back by our player (absolute timestamps: the crossing must
 // be seamless) and recorded by ffmpeg (codecs, packet timing by ffprobe).
 func TestRelayThroughNginx(t *testing.T) {
+	t.Parallel()
 	n, _ := startSource(t)
 	for _, tc := range []struct {
 		name  string
@@ -132,6 +134,7 @@ func TestRelayThroughNginx(t *testing.T) {
 		{"across 2^32 ms", 1 << 32 * time.Millisecond},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			dstName := strings.NewReplacer(" ", "", "^", "", "*", "").Replace(tc.name)
 			src := play(t, n.RTMPURL("live", "src"))
 			// nginx sends onMetaData stamped 0 first, whatever the stream's
@@ -230,6 +233,7 @@ func TestRelayThroughNginx(t *testing.T) {
 }
 
 func TestUnpublishedWhenPublisherDies(t *testing.T) {
+	t.Parallel()
 	n, pub := startSource(t)
 	c := play(t, n.RTMPURL("live", "src"))
 	for {
@@ -260,6 +264,7 @@ func TestUnpublishedWhenPublisherDies(t *testing.T) {
 }
 
 func TestPublishRefused(t *testing.T) {
+	t.Parallel()
 	n, _ := startSource(t)
 	url := n.RTMPURL("live", "src") + "?token=s3cr3tvalue"
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -280,6 +285,7 @@ func TestPublishRefused(t *testing.T) {
 }
 
 func TestReadPacketContextCancel(t *testing.T) {
+	t.Parallel()
 	testpeer.RequireTools(t, "nginx")
 	n := testpeer.StartNginx(t, testpeer.NginxOptions{})
 	// nginx-rtmp accepts a player of a stream nobody publishes.
@@ -297,6 +303,7 @@ func TestReadPacketContextCancel(t *testing.T) {
 }
 
 func TestReadTimeout(t *testing.T) {
+	t.Parallel()
 	testpeer.RequireTools(t, "nginx")
 	n := testpeer.StartNginx(t, testpeer.NginxOptions{})
 	c, err := Play(context.Background(), n.RTMPURL("live", "nobody"), Options{ReadTimeout: 500 * time.Millisecond})

@@ -92,12 +92,14 @@ func Publish(t testing.TB, rtmpURL string) *Proc {
 }
 
 // Record copies the stream at rtmpURL into the FLV file outPath. Stop
-// finalises the file; the recorder also ends by itself when no data arrives
-// for 5 s. It is killed when the test ends.
+// finalises the file. The recorder also ends by itself, file finalised, once
+// the stream has stopped for long: it tolerates holes of 3 s (rw_timeout)
+// and ends about 9 s after data stops (ffmpeg waits once per protocol layer).
+// It is killed when the test ends.
 func Record(t testing.TB, rtmpURL, outPath string) *Proc {
 	t.Helper()
 	p := startTool(t, "ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "warning",
-		"-rw_timeout", "5000000", "-i", rtmpURL, "-c", "copy", "-f", "flv", "-y", outPath)
+		"-rw_timeout", "3000000", "-i", rtmpURL, "-c", "copy", "-f", "flv", "-y", outPath)
 	t.Cleanup(p.Kill)
 	return p
 }

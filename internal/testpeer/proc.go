@@ -2,12 +2,10 @@ package testpeer
 
 import (
 	"bytes"
-	"errors"
 	"os"
 	"os/exec"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -108,16 +106,6 @@ func (p *Proc) Err() error {
 
 // Pid returns the process id.
 func (p *Proc) Pid() int { return p.cmd.Process.Pid }
-
-// exitedBySignal reports whether err is the exit of a killed process.
-func exitedBySignal(err error) bool {
-	var ee *exec.ExitError
-	if !errors.As(err, &ee) {
-		return false
-	}
-	ws, ok := ee.Sys().(syscall.WaitStatus)
-	return ok && ws.Signaled()
-}
 
 // tailBuffer keeps the last max bytes written to it; safe for concurrent use.
 type tailBuffer struct {
