@@ -142,8 +142,8 @@ func serve(args []string) error {
 	sched = scheduler.New(scheduler.Options{
 		Store:   st,
 		Regions: cfg.regions,
-		NewRunner: func(t *task.Task, rep relay.Reporter) scheduler.Runner {
-			return relay.NewSupervisor(t, relayCfg, rep)
+		NewRunner: func(t *task.Task, rep relay.Reporter, resume task.RunState) scheduler.Runner {
+			return relay.NewSupervisor(t, relayCfg, rep, resume)
 		},
 		Logger:   log,
 		OnReport: m.ObserveRunState,

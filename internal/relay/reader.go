@@ -3,34 +3,45 @@ package relay
 import (
 	"context"
 	"sync/atomic"
+	"time"
 
 	"github.com/liverelay/liverelay/internal/media"
 )
 
-// readerMsg is what a source reader tells the supervisor: a packet, or the
-// end of the reader with the error that ended it.
+// readerMsg is what a source reader tells the supervisor: that a file was
+// opened (with its duration), a packet, or the end of the reader with the
+// error that ended it.
 type readerMsg struct {
-	id  int
-	pkt *media.Packet
-	err error // non-nil: the reader has stopped
+	id       int
+	opened   bool
+	duration time.Duration // of an opened file
+	pkt      *media.Packet
+	err      error // non-nil: the reader has stopped
 }
+
+// opener opens the source a reader reads.
+type opener func(ctx context.Context) (media.Source, error)
 
 // reader reads one source once (no retries: the supervisor decides what to
 // try next) and forwards copies of its packets. When the supervisor falls
 // behind and the queue is full, it drops whole GOPs: everything up to the
 // next video keyframe, so the destination never sees a partial GOP.
 type reader struct {
-	id     int
-	url    string
+	id  int
+	url string
+	// file readers never drop: the supervisor paces them, and a blocked
+	// send just pauses reading the file.
+	file   bool
+	open   opener
 	cancel context.CancelFunc
 	done   chan struct{}
 	// dropped counts packets dropped for a full queue.
 	dropped atomic.Int64
 }
 
-func startReader(parent context.Context, id int, url string, cfg *Config, out chan<- readerMsg) *reader {
+func startReader(parent context.Context, id int, url string, file bool, open opener, cfg *Config, out chan<- readerMsg) *reader {
 	ctx, cancel := context.WithCancel(parent)
-	r := &reader{id: id, url: url, cancel: cancel, done: make(chan struct{})}
+	r := &reader{id: id, url: url, file: file, open: open, cancel: cancel, done: make(chan struct{})}
 	go r.run(ctx, cfg, out)
 	return r
 }
@@ -55,12 +66,23 @@ func (r *reader) run(ctx context.Context, cfg *Config, out chan<- readerMsg) {
 
 func (r *reader) pump(ctx context.Context, cfg *Config, out chan<- readerMsg) error {
 	dialCtx, cancelDial := context.WithTimeout(ctx, cfg.DialTimeout)
-	src, err := cfg.OpenSource(dialCtx, r.url)
+	src, err := r.open(dialCtx)
 	cancelDial()
 	if err != nil {
 		return &sourceError{opened: false, err: err}
 	}
 	defer src.Close()
+	if r.file {
+		var d time.Duration
+		if fs, ok := src.(media.FileSource); ok {
+			d = fs.Duration()
+		}
+		select {
+		case out <- readerMsg{id: r.id, opened: true, duration: d}:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 
 	dropping, sawVideo := false, false
 	for {
@@ -83,6 +105,14 @@ func (r *reader) pump(ctx context.Context, cfg *Config, out chan<- readerMsg) er
 			}
 		}
 		cp := &media.Packet{Kind: p.Kind, DTS: p.DTS, Body: append([]byte(nil), p.Body...)}
+		if r.file {
+			select {
+			case out <- readerMsg{id: r.id, pkt: cp}:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+			continue
+		}
 		select {
 		case out <- readerMsg{id: r.id, pkt: cp}:
 		default:

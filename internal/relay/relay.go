@@ -54,7 +54,10 @@ type Config struct {
 	QueueSize int
 
 	OpenSource func(ctx context.Context, rawURL string) (media.Source, error)
-	OpenSink   func(ctx context.Context, rawURL string) (media.Sink, error)
+	// OpenFile opens one file of a VOD playlist, from the keyframe at or
+	// before start.
+	OpenFile func(ctx context.Context, rawURL string, start time.Duration) (media.FileSource, error)
+	OpenSink func(ctx context.Context, rawURL string) (media.Sink, error)
 	// Redact returns a URL safe to log and report.
 	Redact func(rawURL string) string
 	Logger *slog.Logger

@@ -70,6 +70,18 @@ type Supervisor struct {
 
 	tl *timeline.Timeline
 
+	// VOD: the playlist (nil for live tasks), the frame held for pacing,
+	// the pacing anchor, and the codec configuration the destination has.
+	vod          *playlist
+	held         *media.Packet
+	heldOut      time.Duration
+	paceAt       time.Time
+	paceAnchored bool
+	paceWall     time.Time
+	paceOut      time.Duration
+	sentCfg      codecConfig
+	done         bool // the task completed (loops done): Run returns
+
 	timer      *time.Timer
 	timerArmed bool
 
@@ -81,8 +93,9 @@ type Supervisor struct {
 	hbFrames    int64
 }
 
-// NewSupervisor prepares a supervisor for t.
-func NewSupervisor(t *task.Task, cfg Config, rep Reporter) *Supervisor {
+// NewSupervisor prepares a supervisor for t. resume is the task's last stored
+// run state: a VOD task continues from its position.
+func NewSupervisor(t *task.Task, cfg Config, rep Reporter, resume task.RunState) *Supervisor {
 	c := cfg.withDefaults()
 	s := &Supervisor{
 		cfg:          c,
@@ -97,6 +110,11 @@ func NewSupervisor(t *task.Task, cfg Config, rep Reporter) *Supervisor {
 	}
 	s.setTask(t)
 	s.rs = task.RunState{TaskID: t.ID, State: task.StateStarting}
+	if t.IsVOD() {
+		s.vod = newPlaylist(t, resume)
+		s.rs.LoopsDone = s.vod.loops
+		s.rs.Failovers, s.rs.Reconnects = resume.Failovers, resume.Reconnects
+	}
 	return s
 }
 
@@ -138,11 +156,15 @@ func (s *Supervisor) Run(ctx context.Context) {
 
 	heartbeat := time.NewTicker(time.Second)
 	defer heartbeat.Stop()
-	for {
+	for !s.done {
+		msgs := s.msgs
+		if s.held != nil {
+			msgs = nil // a paced frame waits: read nothing more until it is out
+		}
 		select {
 		case <-ctx.Done():
 			return
-		case m := <-s.msgs:
+		case m := <-msgs:
 			s.handle(m)
 		case <-s.timer.C:
 			s.timerArmed = false
@@ -175,7 +197,7 @@ func (s *Supervisor) shutdown() {
 // timer runs while nothing is pending.
 func (s *Supervisor) rearm() {
 	var next time.Time
-	for _, t := range []time.Time{s.srcRetryAt, s.sinkRetryAt, s.probeRetryAt} {
+	for _, t := range []time.Time{s.srcRetryAt, s.sinkRetryAt, s.probeRetryAt, s.paceAt} {
 		if !t.IsZero() && (next.IsZero() || t.Before(next)) {
 			next = t
 		}
@@ -207,12 +229,24 @@ func (s *Supervisor) onTimer() {
 			s.startProbe()
 		}
 	}
+	s.releaseHeld()
 	s.rearm()
 }
 
-func (s *Supervisor) newReader(url string) *reader {
+// newReader starts reading urls[idx]: for a VOD task's primary, the
+// playlist's current file from its start position.
+func (s *Supervisor) newReader(idx int) *reader {
 	s.nextID++
-	return startReader(s.ctx, s.nextID, url, &s.cfg, s.msgs)
+	if idx == 0 && s.vod != nil {
+		url, start := s.vod.url(), s.vod.start
+		return startReader(s.ctx, s.nextID, url, true, func(ctx context.Context) (media.Source, error) {
+			return s.cfg.OpenFile(ctx, url, start)
+		}, &s.cfg, s.msgs)
+	}
+	url := s.urls[idx]
+	return startReader(s.ctx, s.nextID, url, false, func(ctx context.Context) (media.Source, error) {
+		return s.cfg.OpenSource(ctx, url)
+	}, &s.cfg, s.msgs)
 }
 
 // openSource makes urls[idx] the current source.
@@ -225,12 +259,16 @@ func (s *Supervisor) openSource(idx int) {
 		s.probe = nil
 	}
 	s.curIdx = idx
-	s.cur = s.newReader(s.urls[idx])
+	s.cur = s.newReader(idx)
 	s.curCfg = codecConfig{}
 	s.curHasVideo = false
 	s.curStarted = false
 	s.needConfig, s.waitKey = true, true
 	s.rs.CurrentSourceURL = s.cfg.Redact(s.urls[idx])
+	if idx == 0 && s.vod != nil {
+		s.rs.CurrentSourceURL = s.cfg.Redact(s.vod.url())
+		s.rs.CurrentIndex = s.vod.index
+	}
 	s.rs.OnBackup = idx > 0
 	if idx > 0 && s.probe == nil && s.probeRetryAt.IsZero() {
 		s.probeRetryAt = s.cfg.Now().Add(s.probeBackoff.Next())
@@ -240,7 +278,7 @@ func (s *Supervisor) openSource(idx int) {
 }
 
 func (s *Supervisor) startProbe() {
-	s.probe = s.newReader(s.urls[0])
+	s.probe = s.newReader(0)
 	s.probeCfg = codecConfig{}
 	s.probeHasVideo = false
 	s.probeSince = time.Time{}
@@ -249,12 +287,20 @@ func (s *Supervisor) startProbe() {
 func (s *Supervisor) handle(m readerMsg) {
 	switch {
 	case s.cur != nil && m.id == s.cur.id:
-		if m.err != nil {
+		switch {
+		case m.opened:
+			s.vod.duration = m.duration
+		case m.err != nil && s.curIdx == 0 && s.vod != nil:
+			s.onFileEnd(m.err)
+		case m.err != nil:
 			s.onSourceLost(m.err)
+		default:
+			s.onPacket(m.pkt)
+		}
+	case s.probe != nil && m.id == s.probe.id:
+		if m.opened {
 			return
 		}
-		s.onPacket(m.pkt)
-	case s.probe != nil && m.id == s.probe.id:
 		if m.err != nil {
 			<-s.probe.done
 			s.probe = nil
@@ -281,9 +327,7 @@ func (s *Supervisor) onSourceLost(err error) {
 	}
 	if errors.Is(err, ErrUnsupportedCodec) {
 		code = CodeUnsupportedCodec
-		s.rep.Event(task.EventTaskAlarm, map[string]any{
-			"type": AlarmUnsupportedCodec, "message": err.Error(), "source_url": s.cfg.Redact(failed),
-		})
+		s.alarm(AlarmUnsupportedCodec, err.Error(), s.cfg.Redact(failed))
 	}
 	s.setError(code, "source "+s.cfg.Redact(failed)+": "+err.Error())
 	s.log.Warn("source interrupted", "source", s.cfg.Redact(failed), "err", err)
@@ -292,11 +336,7 @@ func (s *Supervisor) onSourceLost(err error) {
 	if next != 0 {
 		// Fail over to the next backup at once.
 		s.rs.Failovers++
-		s.rep.Event(task.EventTaskAlarm, map[string]any{
-			"type":       AlarmSourceFailover,
-			"message":    "switching from " + s.cfg.Redact(failed) + " to " + s.cfg.Redact(s.urls[next]),
-			"source_url": s.cfg.Redact(s.urls[next]),
-		})
+		s.alarm(AlarmSourceFailover, "switching from "+s.cfg.Redact(failed)+" to "+s.cfg.Redact(s.urls[next]), s.cfg.Redact(s.urls[next]))
 		s.openSource(next)
 		return
 	}
@@ -321,7 +361,7 @@ func (s *Supervisor) onProbePacket(p *media.Packet) {
 	if s.probeSince.IsZero() {
 		s.probeSince = now
 	}
-	if now.Sub(s.probeSince) < s.cfg.HoldTime {
+	if now.Sub(s.probeSince) < s.cfg.HoldTime && s.vod == nil {
 		return
 	}
 	if s.probeHasVideo && !p.IsVideoKeyframe() {
@@ -330,10 +370,7 @@ func (s *Supervisor) onProbePacket(p *media.Packet) {
 	// The primary has been steady for the hold time and this is a keyframe:
 	// switch back to it.
 	s.log.Info("primary recovered, switching back", "source", s.cfg.Redact(s.urls[0]))
-	s.rep.Event(task.EventTaskAlarm, map[string]any{
-		"type": AlarmSourceRecovered, "message": "primary source delivered media for " + s.cfg.HoldTime.String() + ", switching back",
-		"source_url": s.cfg.Redact(s.urls[0]),
-	})
+	s.alarm(AlarmSourceRecovered, "primary source delivered media for "+s.cfg.HoldTime.String()+", switching back", s.cfg.Redact(s.urls[0]))
 	s.cur.stop()
 	s.cur, s.probe = s.probe, nil
 	s.curIdx = 0
@@ -375,7 +412,10 @@ func (s *Supervisor) onPacket(p *media.Packet) {
 	}
 	out := s.tl.Map(p.Kind, p.DTS)
 	if s.sink == nil {
-		return // the source keeps being read so the task resumes at the live edge
+		if s.pacing() {
+			s.hold(p, out, time.Time{}) // a file waits where it was for the destination
+		}
+		return // a live source keeps being read so the task resumes at the live edge
 	}
 	if s.waitKey {
 		if p.Kind == media.KindVideo && !p.IsVideoKeyframe() {
@@ -385,19 +425,34 @@ func (s *Supervisor) onPacket(p *media.Packet) {
 			return
 		}
 	}
+	s.waitKey = false
+	if s.pacing() {
+		if due := s.due(out); due.After(now) {
+			s.hold(p, out, due)
+			return
+		}
+	}
+	s.emit(p, out)
+}
+
+// emit writes a frame with its output DTS, after the codec configuration
+// when the destination needs it.
+func (s *Supervisor) emit(p *media.Packet, out time.Duration) {
 	if s.needConfig {
-		for _, c := range []*media.Packet{s.curCfg.meta, s.curCfg.video, s.curCfg.audio} {
-			if c != nil && !s.write(&media.Packet{Kind: c.Kind, DTS: s.tl.Last(), Body: c.Body}) {
-				return
+		if !(s.pacing() && s.pushing && sameConfig(s.curCfg, s.sentCfg)) {
+			for _, c := range []*media.Packet{s.curCfg.meta, s.curCfg.video, s.curCfg.audio} {
+				if c != nil && !s.write(&media.Packet{Kind: c.Kind, DTS: s.tl.Last(), Body: c.Body}) {
+					return
+				}
 			}
+			s.sentCfg = s.curCfg
 		}
 		s.needConfig = false
 	}
-	s.waitKey = false
 	if !s.write(&media.Packet{Kind: p.Kind, DTS: out, Body: p.Body}) {
 		return
 	}
-	s.lastWrite = now
+	s.lastWrite = s.cfg.Now()
 	if p.Kind == media.KindVideo {
 		s.videoFrames++
 	}
@@ -405,7 +460,16 @@ func (s *Supervisor) onPacket(p *media.Packet) {
 	if !s.pushing {
 		s.pushing = true
 		s.sinkBackoff.Reset()
-		s.rep.Event(task.EventTaskStart, map[string]any{"source_url": s.cfg.Redact(s.urls[s.curIdx])})
+		s.rep.Event(task.EventTaskStart, map[string]any{"source_url": s.rs.CurrentSourceURL})
+	}
+	if s.pacing() {
+		s.vod.offset = p.DTS
+		if !s.vod.started {
+			s.vod.started = true
+			s.rs.CurrentIndex = s.vod.index
+			s.rs.CurrentSourceURL = s.cfg.Redact(s.vod.url())
+			s.rep.Event(task.EventVodSourceFileStart, s.fileEventData())
+		}
 	}
 	if s.rs.State != task.StateRunning {
 		s.rs.State = task.StateRunning
@@ -433,9 +497,7 @@ func (s *Supervisor) dialSink() {
 		}
 		s.everFailed = true
 		s.setError(CodeDestinationFailed, "destination "+s.cfg.Redact(s.t.Destination)+": "+err.Error())
-		s.rep.Event(task.EventTaskAlarm, map[string]any{
-			"type": AlarmPushStreamFailed, "message": err.Error(), "source_url": s.rs.CurrentSourceURL,
-		})
+		s.alarm(AlarmPushStreamFailed, err.Error(), s.rs.CurrentSourceURL)
 		s.log.Warn("destination unavailable", "destination", s.cfg.Redact(s.t.Destination), "err", err)
 		s.sinkRetryAt = s.cfg.Now().Add(s.sinkBackoff.Next())
 		s.rearm()
@@ -444,6 +506,20 @@ func (s *Supervisor) dialSink() {
 	}
 	s.sink = sink
 	s.needConfig, s.waitKey = true, true
+	s.paceAnchored = false
+	s.sentCfg = codecConfig{}
+	if s.held != nil {
+		p, out := s.held, s.heldOut
+		s.held = nil
+		s.needConfig, s.waitKey = true, false
+		if !p.IsVideoKeyframe() && p.Kind == media.KindVideo {
+			// A new destination session must start at a keyframe: drop
+			// frames up to the next one.
+			s.waitKey = true
+			return
+		}
+		s.emit(p, out)
+	}
 }
 
 func (s *Supervisor) onSinkLost(err error) {
@@ -454,9 +530,7 @@ func (s *Supervisor) onSinkLost(err error) {
 	s.everFailed = true
 	s.rs.Reconnects++
 	s.setError(CodeDestinationFailed, "destination "+s.cfg.Redact(s.t.Destination)+": "+err.Error())
-	s.rep.Event(task.EventTaskAlarm, map[string]any{
-		"type": AlarmPushStreamUnstable, "message": err.Error(), "source_url": s.rs.CurrentSourceURL,
-	})
+	s.alarm(AlarmPushStreamUnstable, err.Error(), s.rs.CurrentSourceURL)
 	s.log.Warn("destination lost", "destination", s.cfg.Redact(s.t.Destination), "err", err)
 	s.sinkRetryAt = s.cfg.Now().Add(s.sinkBackoff.Next())
 	s.rearm()
@@ -464,8 +538,27 @@ func (s *Supervisor) onSinkLost(err error) {
 }
 
 func (s *Supervisor) applyUpdate(t *task.Task) {
-	oldURLs := s.urls
+	oldURLs, oldFiles := s.urls, s.t.SourceURLs
 	s.setTask(t)
+	if s.vod != nil {
+		if !slices.Equal(oldFiles, t.SourceURLs) {
+			// New files take effect by vod_refresh_type, over the same
+			// destination connection.
+			s.vod.refresh(t)
+			s.held, s.paceAt = nil, time.Time{}
+			s.srcRetryAt = time.Time{}
+			if s.probe != nil {
+				s.probe.stop()
+				s.probe = nil
+			}
+			s.openSource(0)
+			s.rearm()
+		}
+		if t.VodLoopTime != task.LoopForever && s.vod.loops >= t.VodLoopTime {
+			s.finish(task.ExitLoopsDone)
+		}
+		return
+	}
 	if !slices.Equal(oldURLs, s.urls) {
 		// New sources take effect at once, over the same destination
 		// connection (the timeline keeps the output continuous).
@@ -477,6 +570,11 @@ func (s *Supervisor) applyUpdate(t *task.Task) {
 		}
 		s.openSource(0)
 	}
+}
+
+// alarm records a TaskAlarm event.
+func (s *Supervisor) alarm(typ, msg, sourceURL string) {
+	s.rep.Event(task.EventTaskAlarm, map[string]any{"type": typ, "message": msg, "source_url": sourceURL})
 }
 
 func (s *Supervisor) setError(code, msg string) {
@@ -500,6 +598,10 @@ func (s *Supervisor) updateStats(now time.Time) {
 func (s *Supervisor) heartbeat() {
 	now := s.cfg.Now()
 	s.updateStats(now)
+	if s.vod != nil {
+		s.rs.CurrentOffsetMS = s.vod.offset.Milliseconds()
+		s.rs.LoopsDone = s.vod.loops
+	}
 	if s.sink == nil || s.cur == nil || !s.curStarted || now.Sub(s.lastWrite) > s.cfg.NoMediaTimeout {
 		if s.rs.State == task.StateRunning {
 			s.rs.State = task.StateRecovering

@@ -239,7 +239,7 @@ func TestFailoverAndSwitchBack(t *testing.T) {
 	h := &harness{sources: map[string][]*fakeSource{}, down: map[string]bool{}}
 	tk := &task.Task{ID: "t1", SourceURLs: []string{"primary"}, BackupSourceURLs: []string{"backup"}, Destination: "dst"}
 	rec := &recorder{}
-	sup := NewSupervisor(tk, h.config(), rec)
+	sup := NewSupervisor(tk, h.config(), rec, task.RunState{})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { sup.Run(ctx); close(done) }()
@@ -298,7 +298,7 @@ func TestDestinationDownIsRecovering(t *testing.T) {
 	h := &harness{sources: map[string][]*fakeSource{}, down: map[string]bool{}, sinkErr: errors.New("connection refused")}
 	tk := &task.Task{ID: "t2", SourceURLs: []string{"primary"}, Destination: "dst"}
 	rec := &recorder{}
-	sup := NewSupervisor(tk, h.config(), rec)
+	sup := NewSupervisor(tk, h.config(), rec, task.RunState{})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { sup.Run(ctx); close(done) }()
@@ -325,7 +325,7 @@ func TestUnsupportedCodecAlarms(t *testing.T) {
 		BackoffMin: 10 * time.Millisecond, BackoffMax: 20 * time.Millisecond,
 	}
 	rec := &recorder{}
-	sup := NewSupervisor(&task.Task{ID: "t3", SourceURLs: []string{"x"}, Destination: "d"}, cfg, rec)
+	sup := NewSupervisor(&task.Task{ID: "t3", SourceURLs: []string{"x"}, Destination: "d"}, cfg, rec, task.RunState{})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { sup.Run(ctx); close(done) }()

@@ -28,8 +28,9 @@ type Runner interface {
 	Update(t *task.Task)
 }
 
-// NewRunner makes the Runner of a task.
-type NewRunner func(t *task.Task, rep relay.Reporter) Runner
+// NewRunner makes the Runner of a task; resume is the task's last known run
+// state (a VOD task continues from its position).
+type NewRunner func(t *task.Task, rep relay.Reporter, resume task.RunState) Runner
 
 // Options configure a Scheduler.
 type Options struct {
@@ -281,7 +282,7 @@ func (s *Scheduler) start(t *task.Task) {
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &running{task: t, cancel: cancel, done: make(chan struct{})}
 	rep := &reporter{s: s, id: t.ID}
-	r.runner = s.opt.NewRunner(t, rep)
+	r.runner = s.opt.NewRunner(t, rep, s.states[t.ID])
 	s.running[t.ID] = r
 	s.log.Info("task starting", "task_id", t.ID)
 
@@ -300,6 +301,12 @@ func (s *Scheduler) finish(r *running) {
 	s.mu.Lock()
 	delete(s.running, r.task.ID)
 	final, reason := r.final, r.exitReason
+	if !r.stopping {
+		// The runner completed on its own (a VOD task's rounds are done):
+		// its last report says how.
+		rs := s.states[r.task.ID]
+		final, reason = rs.State, rs.ExitReason
+	}
 	if final != "" {
 		rs := s.states[r.task.ID]
 		rs.State, rs.ExitReason = final, reason

@@ -58,7 +58,7 @@ func newFixture(t *testing.T, st store.Store) *fixture {
 		Store:  st,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Poll:   time.Hour, // only wakes and deadlines drive it
-		NewRunner: func(tk *task.Task, rep relay.Reporter) Runner {
+		NewRunner: func(tk *task.Task, rep relay.Reporter, _ task.RunState) Runner {
 			r := &fakeRunner{t: tk, rep: rep}
 			f.mu.Lock()
 			f.runners[tk.ID] = append(f.runners[tk.ID], r)
@@ -131,7 +131,7 @@ func addTask(t *testing.T, st store.Store, id string, start, end time.Time) *tas
 func TestStartsAtStartTimeAndStopsAtEndTime(t *testing.T) {
 	st, _ := openStore(t)
 	defer st.Close()
-	start := time.Now().Add(400 * time.Millisecond)
+	start := time.Now().Add(400 * time.Millisecond).Truncate(time.Millisecond) // the store keeps milliseconds
 	end := start.Add(600 * time.Millisecond)
 	addTask(t, st, "t1", start, end)
 	f := newFixture(t, st)
