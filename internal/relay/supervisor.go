@@ -86,7 +86,6 @@ type Supervisor struct {
 	timerArmed bool
 
 	rs          task.RunState
-	everFailed  bool
 	videoFrames int64
 	hbAt        time.Time
 	hbBytes     uint64
@@ -317,7 +316,6 @@ func (s *Supervisor) onSourceLost(err error) {
 	<-s.cur.done
 	failed := s.urls[s.curIdx]
 	s.cur = nil
-	s.everFailed = true
 
 	var se *sourceError
 	opened := errors.As(err, &se) && se.opened
@@ -495,7 +493,6 @@ func (s *Supervisor) dialSink() {
 		if s.ctx.Err() != nil {
 			return
 		}
-		s.everFailed = true
 		s.setError(CodeDestinationFailed, "destination "+s.cfg.Redact(s.t.Destination)+": "+err.Error())
 		s.alarm(AlarmPushStreamFailed, err.Error(), s.rs.CurrentSourceURL)
 		s.log.Warn("destination unavailable", "destination", s.cfg.Redact(s.t.Destination), "err", err)
@@ -527,7 +524,6 @@ func (s *Supervisor) onSinkLost(err error) {
 	s.sink.Close()
 	s.sink = nil
 	s.pushing = false
-	s.everFailed = true
 	s.rs.Reconnects++
 	s.setError(CodeDestinationFailed, "destination "+s.cfg.Redact(s.t.Destination)+": "+err.Error())
 	s.alarm(AlarmPushStreamUnstable, err.Error(), s.rs.CurrentSourceURL)
