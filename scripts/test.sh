@@ -31,3 +31,5 @@ echo "== unit tests (race detector)"
 go test -race -count=1 -timeout 10m $(go list ./... | grep -v /e2e)
 echo "== end-to-end tests"
 go test -count=1 -timeout 20m ./e2e/
+echo "== official SDK against the binary (module sdktest)"
+(cd sdktest && go vet ./... && go test -count=1 -timeout 10m ./...)

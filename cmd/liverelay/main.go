@@ -1,6 +1,7 @@
 // Command liverelay serves the relay-task API and runs the relay tasks.
 //
 //	liverelay serve [flags]     run the service
+//	liverelay iam <command>     manage projects, users and access keys
 //	liverelay version           print the version
 //
 // Every flag can also be set with an environment variable: --listen is
@@ -23,6 +24,8 @@ func main() {
 	switch os.Args[1] {
 	case "serve":
 		err = serve(os.Args[2:])
+	case "iam":
+		err = iam(os.Args[2:], os.Stdout, os.Stderr)
 	case "version":
 		fmt.Println("liverelay", version)
 	case "-h", "--help", "help":
@@ -43,6 +46,7 @@ func usage() {
 
 Usage:
   liverelay serve [flags]   run the service (liverelay serve -h lists the flags)
+  liverelay iam <command>   manage projects, users and access keys (liverelay iam -h)
   liverelay version         print the version
 `)
 }

@@ -1,9 +1,12 @@
 package api
 
 import (
+	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
+	"github.com/liverelay/liverelay/internal/redact"
 	"github.com/liverelay/liverelay/internal/store"
 	"github.com/liverelay/liverelay/internal/task"
 )
@@ -18,7 +21,8 @@ type listResponse struct {
 
 // taskInfo is one task as list returns it: every create field as stored,
 // normalised, then identity and status, then the run-state extensions that
-// older clients ignore.
+// older clients ignore. The URLs and push_args come back as stored except for
+// the credentials inside them (see withoutCredentials).
 type taskInfo struct {
 	TaskID             string   `json:"task_id"`
 	Region             string   `json:"region"`
@@ -76,24 +80,24 @@ func newTaskInfo(v *store.TaskView) taskInfo {
 		TaskID:           t.ID,
 		Region:           t.Region,
 		SourceType:       t.SourceType,
-		SourceURLs:       nonNil(t.SourceURLs),
+		SourceURLs:       urlsWithoutCredentials(t.SourceURLs),
 		Domain:           t.Domain,
 		AppName:          t.AppName,
 		StreamName:       t.StreamName,
-		PushArgs:         t.PushArgs,
-		DestinationURL:   t.DestinationURL,
+		PushArgs:         queryWithoutCredentials(t.PushArgs),
+		DestinationURL:   withoutCredentials(t.DestinationURL),
 		StartTime:        formatTime(t.StartTime),
 		EndTime:          formatTime(t.EndTime),
 		BackupSourceType: t.BackupSourceType,
-		BackupSourceURLs: nonNil(t.BackupSourceURLs),
+		BackupSourceURLs: urlsWithoutCredentials(t.BackupSourceURLs),
 		CallbackEvents:   nonNil(t.CallbackEvents),
-		CallbackURL:      t.CallbackURL,
+		CallbackURL:      withoutCredentials(t.CallbackURL),
 		Status:           t.Status,
 		CreateTime:       formatTime(t.CreateTime),
 
 		RunState:         rs.State,
 		OnBackup:         rs.OnBackup,
-		CurrentSourceURL: rs.CurrentSourceURL,
+		CurrentSourceURL: withoutCredentials(rs.CurrentSourceURL),
 		CurrentIndex:     rs.CurrentIndex,
 		CurrentOffsetMS:  rs.CurrentOffsetMS,
 		LoopsDone:        rs.LoopsDone,
@@ -125,4 +129,87 @@ func nonNil(s []string) []string {
 		return []string{}
 	}
 	return s
+}
+
+// withoutCredentials returns a stored URL as it was given except for the
+// credentials in it, which become redact.Placeholder: the password of the
+// user information and the values of query parameters whose names look
+// secret (redact.IsSecretKey). List must return the create fields as stored,
+// so clients can compare them with what they sent, and must never return a
+// secret: this keeps every other byte, the user name, the stream name and
+// the encoding included. (Logs use redact.URL, which hides more.)
+func withoutCredentials(rawURL string) string {
+	if rawURL == "" {
+		return ""
+	}
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return redact.URL(rawURL) // not echoed; stored URLs were validated and parse
+	}
+	// Cut the way url.Parse does: the fragment at the first '#', then the
+	// query at the first '?', then the user information up to the last '@'
+	// of the authority.
+	rest, fragment, hasFragment := strings.Cut(rawURL, "#")
+	rest, query, hasQuery := strings.Cut(rest, "?")
+	if _, hasPassword := u.User.Password(); hasPassword {
+		rest = withoutPassword(rest)
+	}
+	out := rest
+	if hasQuery {
+		out += "?" + queryWithoutCredentials(query)
+	}
+	if hasFragment {
+		out += "#" + fragment
+	}
+	return out
+}
+
+// withoutPassword replaces the password in scheme://user:password@host/path.
+func withoutPassword(s string) string {
+	_, afterScheme, ok := strings.Cut(s, "//")
+	if !ok {
+		return s
+	}
+	start := len(s) - len(afterScheme)
+	authority := afterScheme
+	if i := strings.IndexByte(authority, '/'); i >= 0 {
+		authority = authority[:i]
+	}
+	at := strings.LastIndexByte(authority, '@')
+	if at < 0 {
+		return s
+	}
+	colon := strings.IndexByte(authority[:at], ':')
+	if colon < 0 {
+		return s
+	}
+	return s[:start+colon+1] + redact.Placeholder + s[start+at:]
+}
+
+// queryWithoutCredentials replaces the values of secret-looking parameters
+// in a raw query string, keeping the order and encoding of the rest.
+func queryWithoutCredentials(raw string) string {
+	if raw == "" {
+		return ""
+	}
+	parts := strings.Split(raw, "&")
+	for i, p := range parts {
+		k, v, hasValue := strings.Cut(p, "=")
+		name, err := url.QueryUnescape(k)
+		if err != nil {
+			name = k
+		}
+		if hasValue && v != "" && redact.IsSecretKey(name) {
+			parts[i] = k + "=" + redact.Placeholder
+		}
+	}
+	return strings.Join(parts, "&")
+}
+
+func urlsWithoutCredentials(urls []string) []string {
+	out := make([]string, len(urls))
+	for i, u := range urls {
+		out[i] = withoutCredentials(u)
+	}
+	return out
 }

@@ -35,6 +35,10 @@ type Project struct {
 	AccountID  string
 	Region     string
 	CreateTime time.Time
+	// CallbackKey is the project's own key for signing callbacks, sealed
+	// with the server's keyring (auth.Keyring.Seal); empty: callbacks are
+	// signed with the server-wide key, if there is one.
+	CallbackKey []byte
 }
 
 // Credential is an access key of a user. SecretKey is stored as given by the
@@ -98,6 +102,13 @@ type Event struct {
 	GaveUp        bool      // retried for the whole retry window without success
 }
 
+// EventBacklog is what delivery still owes one task, for the list output.
+type EventBacklog struct {
+	Pending   int    // events neither delivered nor given up
+	GaveUp    int    // events given up and not yet pruned
+	LastError string // the error of the last failed attempt at the task's next pending event; "" if none
+}
+
 // Store persists everything. Every method is safe for concurrent use, and
 // every write is durable when it returns nil. A write never fails because
 // another write holds a lock: implementations serialise or retry.
@@ -155,6 +166,40 @@ type Store interface {
 	CountProjects(ctx context.Context) (int, error)
 	PutCredential(ctx context.Context, c *Credential) error // insert or replace
 	GetCredential(ctx context.Context, accessKey string) (*Credential, error)
+	// ListCredentials returns every credential, revoked ones included,
+	// ordered by access key, for administration.
+	ListCredentials(ctx context.Context) ([]Credential, error)
+
+	// Callback outbox. Events enter it with the state changes above; these
+	// methods are for the deliverer and the list output. An event is pending
+	// while it is neither delivered nor given up.
+
+	// DueEvents returns up to limit pending events whose NextAttemptAt is
+	// not after now, each the lowest-seq pending event of its task: a task's
+	// next event is never due while an earlier one is pending. Events that
+	// were tried fewer times come first, then earlier NextAttemptAt, so a
+	// dead receiver's retries do not crowd out fresh events.
+	DueEvents(ctx context.Context, now time.Time, limit int) ([]Event, error)
+	// MarkDelivered records a successful delivery (one more attempt) at at;
+	// ErrNotFound if there is no such event.
+	MarkDelivered(ctx context.Context, id string, at time.Time) error
+	// MarkFailed records a failed attempt: the event's attempt count, its
+	// next attempt time and the error. With gaveUp the event is not tried
+	// again (and the task's next event becomes due); next is then the time
+	// it was given up, from which PruneEvents counts. ErrNotFound if there
+	// is no such event.
+	MarkFailed(ctx context.Context, id string, attempts int, next time.Time, lastErr string, gaveUp bool) error
+	// PruneEvents deletes the events delivered, or given up, before
+	// deliveredBefore, and returns how many it deleted. It keeps the
+	// highest-seq event of every task that still exists, so that seq keeps
+	// counting up after a prune.
+	PruneEvents(ctx context.Context, deliveredBefore time.Time) (int, error)
+	// EventBacklog returns the backlog of each of the given tasks that has
+	// pending or given-up events; the others are absent from the map.
+	EventBacklog(ctx context.Context, taskIDs []string) (map[string]EventBacklog, error)
+	// SetProjectCallbackKey sets a project's sealed callback signing key
+	// (empty: use the server-wide key), or returns ErrProjectNotFound.
+	SetProjectCallbackKey(ctx context.Context, projectID string, sealed []byte) error
 
 	Close() error
 }

@@ -38,9 +38,15 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Checkpoints", testCheckpoints},
 		{"Projects", testProjects},
 		{"Credentials", testCredentials},
+		{"ListCredentials", testListCredentials},
 		{"ConcurrentCreatesRespectQuota", testConcurrentQuota},
 		{"ConcurrentCreatesOneDestination", testConcurrentDestination},
 		{"ConcurrentWrites", testConcurrentWrites},
+		{"EventAppend", testEventAppend},
+		{"DueEvents", testDueEvents},
+		{"PruneEvents", testPruneEvents},
+		{"EventBacklog", testEventBacklog},
+		{"ProjectCallbackKey", testProjectCallbackKey},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open(t)) })
@@ -763,6 +769,48 @@ func testCredentials(t *testing.T, s store.Store) {
 	checkCredential(t, got, r)
 	_, err = s.GetCredential(ctx, "ak1")
 	wantErr(t, "GetCredential is case-sensitive", err, store.ErrCredentialUnknown)
+}
+
+func testListCredentials(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	got, err := s.ListCredentials(ctx)
+	if err != nil || len(got) != 0 {
+		t.Fatalf("ListCredentials of an empty store = %v, %v; want none", got, err)
+	}
+	// Put out of order, across accounts; AK2 is put, then revoked.
+	want := []*store.Credential{
+		{AccessKey: "AK1", SecretKey: []byte{1, 0, 2}, UserID: "root", AccountID: "acct1", ProjectIDs: []string{"p1"},
+			Actions: []string{"live:*:*"}, Root: true, CreateTime: time.Date(2026, 1, 2, 3, 4, 5, 0, east)},
+		{AccessKey: "AK2", SecretKey: []byte("s2"), UserID: "viewer", AccountID: "acct1",
+			Actions: []string{"live:stream:listPullTask"}, CreateTime: now},
+		{AccessKey: "AK3", SecretKey: []byte("s3"), UserID: "ops", AccountID: "acct2", ProjectIDs: []string{"p2", "p3"},
+			Actions: []string{"live:stream:createPullTask", "live:stream:deletePullTask"}},
+	}
+	for _, i := range []int{2, 0, 1} {
+		if err := s.PutCredential(ctx, want[i]); err != nil {
+			t.Fatalf("PutCredential(%s): %v", want[i].AccessKey, err)
+		}
+	}
+	revoked := *want[1]
+	revoked.Revoked = true
+	if err := s.PutCredential(ctx, &revoked); err != nil {
+		t.Fatalf("PutCredential(%s) revoked: %v", revoked.AccessKey, err)
+	}
+	want[1] = &revoked // listed once, as it is now
+
+	got, err = s.ListCredentials(ctx)
+	if err != nil {
+		t.Fatalf("ListCredentials: %v", err)
+	}
+	if len(got) != len(want) {
+		t.Fatalf("ListCredentials returned %d credentials, want %d: %v", len(got), len(want), got)
+	}
+	for i := range want {
+		if got[i].AccessKey != want[i].AccessKey {
+			t.Fatalf("ListCredentials[%d] is %s, want %s (ordered by access key)", i, got[i].AccessKey, want[i].AccessKey)
+		}
+		checkCredential(t, &got[i], want[i])
+	}
 }
 
 func testConcurrentQuota(t *testing.T, s store.Store) {
