@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -71,6 +72,13 @@ func bootstrap(ctx context.Context, st store.Store, keyring *auth.Keyring, dataD
 	}
 	now := time.Now().UTC()
 	if err := st.PutProject(ctx, &store.Project{ID: creds.ProjectID, AccountID: creds.ProjectID, Region: creds.Region, CreateTime: now}); err != nil {
+		return err
+	}
+	if _, err := st.GetCredential(ctx, creds.AccessKey); err == nil {
+		// The key exists: keep it as it is (a revoked key stays revoked).
+		log.Info("bootstrap project ready", "project_id", creds.ProjectID, "access_key", creds.AccessKey)
+		return nil
+	} else if !errors.Is(err, store.ErrCredentialUnknown) && !errors.Is(err, store.ErrNotFound) {
 		return err
 	}
 	sealed, err := keyring.Seal([]byte(creds.SecretKey))

@@ -96,7 +96,7 @@ func serve(args []string) error {
 	if err := os.MkdirAll(cfg.dataDir, 0o700); err != nil {
 		return fmt.Errorf("create data directory: %w", err)
 	}
-	st, err := sqlite.Open(filepath.Join(cfg.dataDir, "liverelay.db"))
+	st, err := sqlite.Open(filepath.Join(cfg.dataDir, storeFileName))
 	if err != nil {
 		return fmt.Errorf("open store: %w", err)
 	}
