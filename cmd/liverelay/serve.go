@@ -21,6 +21,7 @@ import (
 
 	"github.com/liverelay/liverelay/internal/api"
 	"github.com/liverelay/liverelay/internal/auth"
+	"github.com/liverelay/liverelay/internal/callback"
 	"github.com/liverelay/liverelay/internal/media"
 	"github.com/liverelay/liverelay/internal/metrics"
 	"github.com/liverelay/liverelay/internal/netguard"
@@ -44,6 +45,9 @@ type serveConfig struct {
 	noMedia       time.Duration
 	failbackHold  time.Duration
 	authMode      string
+	cbKey         string
+	cbTimeout     time.Duration
+	cbRetry       time.Duration
 	logFormat     string
 	logLevel      string
 }
@@ -62,6 +66,9 @@ func serve(args []string) error {
 	fs.DurationVar(&cfg.noMedia, "no-media-timeout", 3*time.Second, "a source that sends no media for this long is interrupted")
 	fs.DurationVar(&cfg.failbackHold, "failback-hold", 5*time.Second, "how long a recovered primary must deliver media before the task switches back to it")
 	fs.StringVar(&cfg.authMode, "auth", "iam", "authentication: iam (AK/SK signatures and tokens) or none (every request is its project's root user; trusted networks only)")
+	fs.StringVar(&cfg.cbKey, "callback-signing-key", "", "server-wide key for X-Liverelay-Signature on callbacks (a project's own key wins); empty: unsigned unless the project has one")
+	fs.DurationVar(&cfg.cbTimeout, "callback-timeout", callback.DefaultTimeout, "a callback receiver that has not answered in this time is retried")
+	fs.DurationVar(&cfg.cbRetry, "callback-retry-window", callback.DefaultRetryWindow, "how long an undelivered callback event is retried before it is given up")
 	fs.StringVar(&cfg.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&cfg.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	if err := parseFlags(fs, args); err != nil {
@@ -137,6 +144,16 @@ func serve(args []string) error {
 		},
 	}
 
+	deliverer := callback.NewDeliverer(callback.Options{
+		Store:       st,
+		Guard:       guard,
+		ServerKey:   []byte(cfg.cbKey),
+		Keyring:     keyring,
+		Timeout:     cfg.cbTimeout,
+		RetryWindow: cfg.cbRetry,
+		Logger:      log,
+	})
+
 	var sched *scheduler.Scheduler
 	m := metrics.New(func() map[string]int { return sched.StateCounts() })
 	sched = scheduler.New(scheduler.Options{
@@ -147,12 +164,14 @@ func serve(args []string) error {
 		},
 		Logger:   log,
 		OnReport: m.ObserveRunState,
+		OnEvents: deliverer.Notify,
 	})
 
 	apiServer := &api.Server{
 		Store:     st,
 		Auth:      authorizer,
 		Scheduler: sched,
+		OnEvents:  deliverer.Notify,
 		Guard:     guard,
 		Metrics:   m,
 		Logger:    log,
@@ -193,7 +212,15 @@ func serve(args []string) error {
 	}
 
 	// Run the parts; the first to stop (or a signal) stops the rest.
-	errc := make(chan error, len(servers)+1)
+	errc := make(chan error, len(servers)+2)
+	delivCtx, stopDeliv := context.WithCancel(context.Background())
+	delivDone := make(chan struct{})
+	go func() {
+		defer close(delivDone)
+		if err := deliverer.Run(delivCtx); err != nil && delivCtx.Err() == nil {
+			errc <- fmt.Errorf("callback delivery: %w", err)
+		}
+	}()
 	schedCtx, stopSched := context.WithCancel(context.Background())
 	schedDone := make(chan struct{})
 	go func() {
@@ -221,6 +248,10 @@ func serve(args []string) error {
 	}
 	stopSched()
 	<-schedDone
+	// After the scheduler: the last TaskExit events are in the store, and
+	// whatever is undelivered goes out after the next start.
+	stopDeliv()
+	<-delivDone
 	return err
 }
 

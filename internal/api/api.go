@@ -252,9 +252,20 @@ func (s *Server) list(c *call) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
+	ids := make([]string, len(views))
+	for i := range views {
+		ids[i] = views[i].Task.ID
+	}
+	backlog, err := s.Store.EventBacklog(c.r.Context(), ids)
+	if err != nil {
+		return 0, nil, err
+	}
 	infos := make([]taskInfo, 0, len(views))
 	for i := range views {
-		infos = append(infos, newTaskInfo(&views[i]))
+		info := newTaskInfo(&views[i])
+		b := backlog[views[i].Task.ID]
+		info.CallbackPending, info.CallbackGaveUp, info.CallbackLastError = b.Pending, b.GaveUp, b.LastError
+		infos = append(infos, info)
 	}
 	return http.StatusOK, listResponse{TaskInfos: infos, Total: total, RequestID: c.requestID}, nil
 }

@@ -62,6 +62,12 @@ type taskInfo struct {
 	Failovers        int64           `json:"failovers"`
 	LastError        *task.ErrorInfo `json:"last_error"`
 	ExitReason       string          `json:"exit_reason"`
+
+	// Callback delivery: events not yet delivered, events given up after
+	// the retry window, and the last delivery error.
+	CallbackPending   int    `json:"callback_pending"`
+	CallbackGaveUp    int    `json:"callback_gave_up"`
+	CallbackLastError string `json:"callback_last_error"`
 }
 
 func formatTime(t time.Time) string { return t.UTC().Format(timeFormat) }
