@@ -3,6 +3,8 @@ package main
 import (
 	"cmp"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -40,6 +42,9 @@ type iamOptions struct {
 	ttl       time.Duration
 	regions   listFlag
 	account   string
+	cbKey     string
+	generate  bool
+	clear     bool
 }
 
 // iamCommand is one `liverelay iam` command.
@@ -113,6 +118,73 @@ var iamCommands = []*iamCommand{
 		check: func(o *iamOptions) error { return required("access-key", o.accessKey) },
 		run:   revokeKey,
 	},
+	{
+		name:     "set-callback-key",
+		synopsis: "--project P (--generate | --key K | --clear)",
+		define: func(fs *flag.FlagSet, o *iamOptions) {
+			fs.StringVar(&o.project, "project", "", "project whose callbacks the key signs (required)")
+			fs.BoolVar(&o.generate, "generate", false, "generate a random key and print it once")
+			fs.StringVar(&o.cbKey, "key", "", "use this key")
+			fs.BoolVar(&o.clear, "clear", false, "remove the project's key (callbacks are signed with --callback-signing-key again)")
+		},
+		check: checkSetCallbackKey,
+		run:   setCallbackKey,
+	},
+}
+
+func checkSetCallbackKey(o *iamOptions) error {
+	if err := required("project", o.project); err != nil {
+		return err
+	}
+	n := 0
+	for _, set := range []bool{o.generate, o.cbKey != "", o.clear} {
+		if set {
+			n++
+		}
+	}
+	if n != 1 {
+		return errors.New("give exactly one of --generate, --key and --clear")
+	}
+	return nil
+}
+
+type callbackKeyOutput struct {
+	Project     string `json:"project"`
+	CallbackKey string `json:"callback_key,omitempty"` // shown once
+	Cleared     bool   `json:"cleared,omitempty"`
+}
+
+// setCallbackKey stores a project's own callback signing key, sealed.
+func setCallbackKey(ctx context.Context, a *iamAdmin, o *iamOptions) (any, error) {
+	if _, err := a.store.GetProject(ctx, o.project); err != nil {
+		return nil, fmt.Errorf("project %q: %w", o.project, err)
+	}
+	if o.clear {
+		if err := a.store.SetProjectCallbackKey(ctx, o.project, nil); err != nil {
+			return nil, err
+		}
+		return callbackKeyOutput{Project: o.project, Cleared: true}, nil
+	}
+	key := o.cbKey
+	if o.generate {
+		b := make([]byte, 32)
+		if _, err := rand.Read(b); err != nil {
+			return nil, err
+		}
+		key = hex.EncodeToString(b)
+	}
+	keys, err := a.keys()
+	if err != nil {
+		return nil, err
+	}
+	sealed, err := keys.Seal([]byte(key))
+	if err != nil {
+		return nil, err
+	}
+	if err := a.store.SetProjectCallbackKey(ctx, o.project, sealed); err != nil {
+		return nil, err
+	}
+	return callbackKeyOutput{Project: o.project, CallbackKey: key}, nil
 }
 
 func iamUsage(w io.Writer) {
@@ -499,7 +571,6 @@ type revokeOutput struct {
 	User      string `json:"user"`
 	Account   string `json:"account"`
 	Revoked   bool   `json:"revoked"`
-	Note      string `json:"note,omitempty"`
 }
 
 func revokeKey(ctx context.Context, a *iamAdmin, o *iamOptions) (any, error) {
@@ -516,9 +587,5 @@ func revokeKey(ctx context.Context, a *iamAdmin, o *iamOptions) (any, error) {
 			return nil, err
 		}
 	}
-	out := revokeOutput{AccessKey: c.AccessKey, User: c.UserID, Account: c.AccountID, Revoked: true}
-	if c.Root {
-		out.Note = "a root key set with LIVERELAY_BOOTSTRAP_ACCESS_KEY is restored when liverelay serve starts with that variable; unset it"
-	}
-	return out, nil
+	return revokeOutput{AccessKey: c.AccessKey, User: c.UserID, Account: c.AccountID, Revoked: true}, nil
 }
