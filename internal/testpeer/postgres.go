@@ -68,9 +68,9 @@ var shared struct {
 var databaseSeq atomic.Int64
 
 // StartPostgres returns the DSN of a new, empty database for this test, on
-// the test binary's shared cluster, which the first call starts (initdb
-// takes a few seconds; a database takes milliseconds). The database is
-// dropped when the test ends. It fails the test (never skips it) when
+// the test binary's shared cluster, which the first call starts (initdb and
+// a start take a second or two; a database, a fifth of one). The database
+// is dropped when the test ends. It fails the test (never skips it) when
 // PostgreSQL is missing.
 //
 // A package whose tests call it stops the shared cluster in TestMain:
