@@ -22,6 +22,7 @@ import (
 	"github.com/liverelay/liverelay/internal/api"
 	"github.com/liverelay/liverelay/internal/auth"
 	"github.com/liverelay/liverelay/internal/callback"
+	"github.com/liverelay/liverelay/internal/files"
 	"github.com/liverelay/liverelay/internal/media"
 	"github.com/liverelay/liverelay/internal/metrics"
 	"github.com/liverelay/liverelay/internal/netguard"
@@ -29,6 +30,7 @@ import (
 	"github.com/liverelay/liverelay/internal/relay"
 	"github.com/liverelay/liverelay/internal/rtmp"
 	"github.com/liverelay/liverelay/internal/scheduler"
+	"github.com/liverelay/liverelay/internal/source"
 	"github.com/liverelay/liverelay/internal/store/sqlite"
 	"github.com/liverelay/liverelay/internal/task"
 )
@@ -45,6 +47,7 @@ type serveConfig struct {
 	noMedia       time.Duration
 	failbackHold  time.Duration
 	authMode      string
+	fileRoots     listFlag
 	cbKey         string
 	cbTimeout     time.Duration
 	cbRetry       time.Duration
@@ -65,6 +68,7 @@ func serve(args []string) error {
 	fs.StringVar(&cfg.denyNetworks, "deny-networks", "", "comma-separated CIDRs that sources and callbacks may not reach, besides link-local, unspecified and multicast (e.g. 10.0.0.0/8,127.0.0.0/8)")
 	fs.DurationVar(&cfg.noMedia, "no-media-timeout", 3*time.Second, "a source that sends no media for this long is interrupted")
 	fs.DurationVar(&cfg.failbackHold, "failback-hold", 5*time.Second, "how long a recovered primary must deliver media before the task switches back to it")
+	fs.Var(&cfg.fileRoots, "allow-file-root", "a directory whose files PullVodPushLive tasks may play as file:// URLs (repeatable, or comma-separated); none: file:// is refused")
 	fs.StringVar(&cfg.authMode, "auth", "iam", "authentication: iam (AK/SK signatures and tokens) or none (every request is its project's root user; trusted networks only)")
 	fs.StringVar(&cfg.cbKey, "callback-signing-key", "", "server-wide key for X-Liverelay-Signature on callbacks (a project's own key wins); empty: unsigned unless the project has one")
 	fs.DurationVar(&cfg.cbTimeout, "callback-timeout", callback.DefaultTimeout, "a callback receiver that has not answered in this time is retried")
@@ -131,14 +135,28 @@ func serve(args []string) error {
 		return fmt.Errorf("--auth must be iam or none, got %q", cfg.authMode)
 	}
 
+	roots, err := fileRoots(cfg.fileRoots)
+	if err != nil {
+		return err
+	}
+	httpClient := &http.Client{Transport: &http.Transport{
+		Proxy:                 nil, // every connection goes through the guard's dialer
+		DialContext:           guard.DialContext,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ResponseHeaderTimeout: 15 * time.Second,
+		MaxIdleConnsPerHost:   4,
+	}}
+	fileOpener := &files.Opener{Client: httpClient, Roots: roots, UnsupportedCodec: relay.ErrUnsupportedCodec}
+
 	relayCfg := relay.Config{
 		NoMediaTimeout: cfg.noMedia,
 		HoldTime:       cfg.failbackHold,
 		Redact:         redact.URL,
 		Logger:         log,
 		OpenSource: func(ctx context.Context, rawURL string) (media.Source, error) {
-			return openSource(ctx, rawURL, guard, cfg.noMedia)
+			return source.Open(ctx, rawURL, source.Options{Guard: guard, ReadTimeout: cfg.noMedia, Logger: log})
 		},
+		OpenFile: fileOpener.Open,
 		OpenSink: func(ctx context.Context, rawURL string) (media.Sink, error) {
 			return rtmp.Publish(ctx, rawURL, rtmp.Options{DialContext: guard.DialContext, WriteTimeout: 5 * time.Second})
 		},
@@ -184,7 +202,9 @@ func serve(args []string) error {
 				Regions:           cfg.regions,
 				DefaultRegion:     projectRegion,
 				Domains:           domains,
-				LiveSourceSchemes: []string{"rtmp", "rtmps"},
+				LiveSourceSchemes: source.Schemes(),
+				AllowFileRoots:    roots,
+				VODSupported:      true,
 			}
 		},
 	}
@@ -255,17 +275,21 @@ func serve(args []string) error {
 	return err
 }
 
-// openSource opens a live source by its URL scheme.
-func openSource(ctx context.Context, rawURL string, guard *netguard.Guard, noMedia time.Duration) (media.Source, error) {
-	u, err := url.Parse(rawURL)
-	if err != nil {
-		return nil, fmt.Errorf("parse source URL: %w", err)
+// fileRoots makes the --allow-file-root directories absolute and clean, and
+// checks that they exist.
+func fileRoots(dirs []string) ([]string, error) {
+	var out []string
+	for _, d := range dirs {
+		abs, err := filepath.Abs(d)
+		if err != nil {
+			return nil, fmt.Errorf("--allow-file-root %s: %w", d, err)
+		}
+		if st, err := os.Stat(abs); err != nil || !st.IsDir() {
+			return nil, fmt.Errorf("--allow-file-root %s: not a directory", d)
+		}
+		out = append(out, filepath.Clean(abs))
 	}
-	switch strings.ToLower(u.Scheme) {
-	case "rtmp", "rtmps":
-		return rtmp.Play(ctx, rawURL, rtmp.Options{DialContext: guard.DialContext, ReadTimeout: noMedia})
-	}
-	return nil, fmt.Errorf("source scheme %q is not supported", u.Scheme)
+	return out, nil
 }
 
 func newLogger(format, level string) (*slog.Logger, error) {
