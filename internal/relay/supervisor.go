@@ -408,7 +408,10 @@ func (s *Supervisor) onPacket(p *media.Packet) {
 		s.curStarted = true
 		s.srcBackoff.Reset()
 	}
-	out := s.tl.Map(p.Kind, p.DTS)
+	out, ok := s.tl.Map(p.Kind, p.DTS)
+	if !ok {
+		return // overlaps the previous source's tail
+	}
 	if s.sink == nil {
 		if s.pacing() {
 			s.hold(p, out, time.Time{}) // a file waits where it was for the destination
@@ -436,18 +439,28 @@ func (s *Supervisor) onPacket(p *media.Packet) {
 // emit writes a frame with its output DTS, after the codec configuration
 // when the destination needs it.
 func (s *Supervisor) emit(p *media.Packet, out time.Duration) {
+	body := p.Body
 	if s.needConfig {
 		if !(s.pacing() && s.pushing && sameConfig(s.curCfg, s.sentCfg)) {
+			changed := s.pushing && s.sentCfg.video != nil && !sameConfig(s.curCfg, s.sentCfg)
 			for _, c := range []*media.Packet{s.curCfg.meta, s.curCfg.video, s.curCfg.audio} {
 				if c != nil && !s.write(&media.Packet{Kind: c.Kind, DTS: s.tl.Last(), Body: c.Body}) {
 					return
 				}
 			}
 			s.sentCfg = s.curCfg
+			if changed && s.curCfg.video != nil {
+				// The encoding changed inside one destination session: carry
+				// the new parameter sets in the keyframe too, for stream
+				// parsers that keep the first sequence header.
+				if b := media.WithInbandParams(s.curCfg.video.Body, body); b != nil {
+					body = b
+				}
+			}
 		}
 		s.needConfig = false
 	}
-	if !s.write(&media.Packet{Kind: p.Kind, DTS: out, Body: p.Body}) {
+	if !s.write(&media.Packet{Kind: p.Kind, DTS: out, Body: body}) {
 		return
 	}
 	s.lastWrite = s.cfg.Now()

@@ -34,6 +34,9 @@ type track struct {
 	haveOut  bool
 	lastOut  time.Duration
 	frame    time.Duration // estimated frame duration
+	// overlap is set at a switch until a frame of the new segment lands
+	// after this track's last output: frames before that are dropped.
+	overlap bool
 }
 
 // Timeline is the output clock of one task.
@@ -63,6 +66,7 @@ func (t *Timeline) Switch(gap time.Duration) {
 	for i := range t.tracks {
 		t.tracks[i].haveIn = false
 		t.tracks[i].wrapBase = 0
+		t.tracks[i].overlap = t.tracks[i].haveOut
 	}
 }
 
@@ -82,9 +86,12 @@ func (t *Timeline) frameDur() time.Duration {
 }
 
 // Map returns the output DTS of an audio or video frame of the current
-// segment. Codec configuration and metadata should use Last() instead, so
+// segment, and false when the frame is to be dropped: at a switch, frames of
+// the new segment that would land before the end of their track in the old
+// one (the old file's audio usually runs a little past its last video
+// frame). Codec configuration and metadata should use Last() instead, so
 // they never move the clock.
-func (t *Timeline) Map(kind media.Kind, dts time.Duration) time.Duration {
+func (t *Timeline) Map(kind media.Kind, dts time.Duration) (time.Duration, bool) {
 	tr := &t.tracks[0]
 	if kind == media.KindVideo {
 		tr = &t.tracks[1]
@@ -124,8 +131,19 @@ func (t *Timeline) Map(kind media.Kind, dts time.Duration) time.Duration {
 	}
 
 	if !t.anchored {
+		// The first frame of a segment (the caller anchors on a video
+		// keyframe) lands one frame, or the real gap, after the end of its
+		// own track: the other track's tail is dropped rather than leaving
+		// a hole in the picture.
 		start := time.Duration(0)
-		if t.haveOut {
+		switch {
+		case tr.haveOut:
+			f := tr.frame
+			if f == 0 {
+				f = defaultFrame
+			}
+			start = tr.lastOut + max(t.pendingGap, f)
+		case t.haveOut:
 			start = t.maxOut + max(t.pendingGap, t.frameDur())
 		}
 		t.offset = start - in
@@ -133,6 +151,13 @@ func (t *Timeline) Map(kind media.Kind, dts time.Duration) time.Duration {
 	}
 
 	out := in + t.offset
+	if tr.overlap {
+		if out < tr.lastOut+tr.frame/2 {
+			tr.haveIn, tr.lastIn = true, in
+			return 0, false
+		}
+		tr.overlap = false
+	}
 	if tr.haveOut && out < tr.lastOut {
 		out = tr.lastOut
 	}
@@ -142,5 +167,5 @@ func (t *Timeline) Map(kind media.Kind, dts time.Duration) time.Duration {
 		t.maxOut = out
 	}
 	t.haveOut = true
-	return out
+	return out, true
 }
