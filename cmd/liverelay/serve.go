@@ -197,14 +197,15 @@ func serve(args []string) error {
 		Now:       time.Now,
 		Rules: func(projectRegion string, now time.Time) *task.Rules {
 			return &task.Rules{
-				Now:               now,
-				MaxWindow:         cfg.maxWindow,
-				Regions:           cfg.regions,
-				DefaultRegion:     projectRegion,
-				Domains:           domains,
-				LiveSourceSchemes: source.Schemes(),
-				AllowFileRoots:    roots,
-				VODSupported:      true,
+				Now:                now,
+				MaxWindow:          cfg.maxWindow,
+				Regions:            cfg.regions,
+				DefaultRegion:      projectRegion,
+				Domains:            domains,
+				LiveSourceSchemes:  source.Schemes(),
+				AllowFileRoots:     roots,
+				VODSupported:       true,
+				VODBackupSupported: true,
 			}
 		},
 	}

@@ -81,8 +81,46 @@ func (p *playlist) refresh(t *task.Task) {
 func (s *Supervisor) isVOD() bool { return s.vod != nil }
 
 // pacing reports whether the current source is played against the wall
-// clock: files are; live sources come at their own pace.
-func (s *Supervisor) pacing() bool { return s.vod != nil && s.curIdx == 0 }
+// clock: files are (the playlist, filler backups); live sources come at
+// their own pace.
+func (s *Supervisor) pacing() bool { return s.cur != nil && s.cur.file }
+
+// onPlaylist reports whether the current source is the task's playlist.
+func (s *Supervisor) onPlaylist() bool { return s.vod != nil && s.curIdx == 0 }
+
+// fillerBackups reports whether the backups are files looped as filler
+// (backup_source_type PullVodPushLive) rather than live sources.
+func (s *Supervisor) fillerBackups() bool { return s.t.BackupSourceType == task.PullVodPushLive }
+
+// onFillerEnd moves to the next filler file when one ends or cannot be
+// played; when none of them plays, the primary is retried after a backoff.
+func (s *Supervisor) onFillerEnd(err error) {
+	<-s.cur.done
+	s.cur = nil
+	url := s.cfg.Redact(s.urls[s.curIdx])
+	if errors.Is(err, io.EOF) || errors.Is(err, media.ErrFileEndEarly) {
+		s.fillerFails = 0
+	} else {
+		s.fillerFails++
+		s.setError(CodeSourceUnavailable, "filler file "+url+": "+err.Error())
+		s.alarm(AlarmPullFileFailed, "filler file "+url+" cannot be played: "+err.Error(), url)
+	}
+	if s.fillerFails >= len(s.urls)-1 {
+		s.fillerFails = 0
+		s.rs.Reconnects++
+		s.curIdx = 0
+		s.rs.OnBackup = false
+		s.srcRetryAt = s.cfg.Now().Add(s.srcBackoff.Next())
+		s.rearm()
+		s.report()
+		return
+	}
+	next := s.curIdx + 1
+	if next >= len(s.urls) {
+		next = 1
+	}
+	s.openSource(next)
+}
 
 func (s *Supervisor) fileEventData() map[string]any {
 	return map[string]any{

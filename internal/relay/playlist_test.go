@@ -252,3 +252,48 @@ func TestPlaylistModifyKeepsTheDestination(t *testing.T) {
 	}
 	checkOutput(t, env.sink.snapshot())
 }
+
+// A live task whose backups are files: when the primary fails, the files
+// loop as filler (paced), and the task switches back when the primary
+// returns.
+func TestFillerBackupsLoopUntilThePrimaryReturns(t *testing.T) {
+	h := &harness{sources: map[string][]*fakeSource{}, down: map[string]bool{}}
+	cfg := h.config()
+	var mu = &h.mu
+	var opened []string
+	cfg.OpenFile = func(ctx context.Context, u string, start time.Duration) (media.FileSource, error) {
+		mu.Lock()
+		opened = append(opened, u)
+		mu.Unlock()
+		return newFakeFile(300*time.Millisecond, start), nil
+	}
+	tk := &task.Task{ID: "f", SourceType: task.PullLivePushLive, SourceURLs: []string{"primary"},
+		BackupSourceType: task.PullVodPushLive, BackupSourceURLs: []string{"f1", "f2"}, Destination: "d"}
+	rec := &recorder{}
+	sup := NewSupervisor(tk, cfg, rec, task.RunState{})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { sup.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+
+	waitFor(t, "running", func() bool { return rec.last().State == task.StateRunning })
+	h.setDown("primary", true)
+	h.failSource("primary")
+	waitFor(t, "three filler files played", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(opened) >= 3
+	})
+	mu.Lock()
+	got := strings.Join(opened[:3], ",")
+	mu.Unlock()
+	if got != "f1,f2,f1" {
+		t.Fatalf("filler files opened %s, want f1,f2,f1", got)
+	}
+	h.setDown("primary", false)
+	waitFor(t, "back on the primary", func() bool { rs := rec.last(); return !rs.OnBackup && rs.CurrentSourceURL == "primary" })
+	if n := h.sessions(); n != 2 { // the harness's first sink fails once by design
+		t.Fatalf("destination sessions = %d, want 2", n)
+	}
+	checkOutput(t, h.sink(1).snapshot())
+}

@@ -80,6 +80,7 @@ type Supervisor struct {
 	paceWall     time.Time
 	paceOut      time.Duration
 	sentCfg      codecConfig
+	fillerFails  int  // filler files in a row that could not be played
 	done         bool // the task completed (loops done): Run returns
 
 	timer      *time.Timer
@@ -243,6 +244,11 @@ func (s *Supervisor) newReader(idx int) *reader {
 		}, &s.cfg, s.msgs)
 	}
 	url := s.urls[idx]
+	if idx > 0 && s.fillerBackups() {
+		return startReader(s.ctx, s.nextID, url, true, func(ctx context.Context) (media.Source, error) {
+			return s.cfg.OpenFile(ctx, url, 0)
+		}, &s.cfg, s.msgs)
+	}
 	return startReader(s.ctx, s.nextID, url, false, func(ctx context.Context) (media.Source, error) {
 		return s.cfg.OpenSource(ctx, url)
 	}, &s.cfg, s.msgs)
@@ -257,8 +263,12 @@ func (s *Supervisor) openSource(idx int) {
 		s.probe.stop()
 		s.probe = nil
 	}
+	wasFile := s.cur != nil && s.cur.file
 	s.curIdx = idx
 	s.cur = s.newReader(idx)
+	if s.cur.file && !wasFile {
+		s.paceAnchored = false // pace files from where the live output is now
+	}
 	s.curCfg = codecConfig{}
 	s.curHasVideo = false
 	s.curStarted = false
@@ -288,9 +298,13 @@ func (s *Supervisor) handle(m readerMsg) {
 	case s.cur != nil && m.id == s.cur.id:
 		switch {
 		case m.opened:
-			s.vod.duration = m.duration
-		case m.err != nil && s.curIdx == 0 && s.vod != nil:
+			if s.onPlaylist() {
+				s.vod.duration = m.duration
+			}
+		case m.err != nil && s.onPlaylist():
 			s.onFileEnd(m.err)
+		case m.err != nil && s.curIdx > 0 && s.fillerBackups():
+			s.onFillerEnd(m.err)
 		case m.err != nil:
 			s.onSourceLost(m.err)
 		default:
@@ -473,7 +487,7 @@ func (s *Supervisor) emit(p *media.Packet, out time.Duration) {
 		s.sinkBackoff.Reset()
 		s.rep.Event(task.EventTaskStart, map[string]any{"source_url": s.rs.CurrentSourceURL})
 	}
-	if s.pacing() {
+	if s.onPlaylist() {
 		s.vod.offset = p.DTS
 		if !s.vod.started {
 			s.vod.started = true
@@ -522,9 +536,9 @@ func (s *Supervisor) dialSink() {
 		p, out := s.held, s.heldOut
 		s.held = nil
 		s.needConfig, s.waitKey = true, false
-		if !p.IsVideoKeyframe() && p.Kind == media.KindVideo {
+		if s.curHasVideo && !p.IsVideoKeyframe() {
 			// A new destination session must start at a keyframe: drop
-			// frames up to the next one.
+			// frames (audio too) up to the next one.
 			s.waitKey = true
 			return
 		}
