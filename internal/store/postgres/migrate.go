@@ -5,11 +5,8 @@ import (
 	"embed"
 	"errors"
 	"fmt"
+	"github.com/liverelay/liverelay/internal/store"
 	"io/fs"
-	"path"
-	"slices"
-	"strconv"
-	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -30,40 +27,6 @@ func migrations() fs.FS {
 	return sub
 }
 
-type migration struct {
-	version int
-	name    string // file name, kept in schema_migrations for the reader's sake
-	sql     string
-}
-
-// loadMigrations reads every *.sql file of fsys's root, ordered by version.
-func loadMigrations(fsys fs.FS) ([]migration, error) {
-	names, err := fs.Glob(fsys, "*.sql")
-	if err != nil {
-		return nil, err
-	}
-	var ms []migration
-	seen := map[int]string{}
-	for _, name := range names {
-		prefix, _, ok := strings.Cut(name, "_")
-		v, err := strconv.Atoi(prefix)
-		if !ok || err != nil || v <= 0 {
-			return nil, fmt.Errorf("migration %s: name must be NNNN_what.sql", name)
-		}
-		if other, dup := seen[v]; dup {
-			return nil, fmt.Errorf("migrations %s and %s share version %d", other, name, v)
-		}
-		seen[v] = name
-		body, err := fs.ReadFile(fsys, name)
-		if err != nil {
-			return nil, err
-		}
-		ms = append(ms, migration{version: v, name: path.Base(name), sql: string(body)})
-	}
-	slices.SortFunc(ms, func(a, b migration) int { return a.version - b.version })
-	return ms, nil
-}
-
 // migrate applies the migrations of fsys that the database has not applied
 // yet, each in its own transaction together with its schema_migrations row,
 // so that a crash leaves every migration either wholly applied and recorded
@@ -72,7 +35,7 @@ func loadMigrations(fsys fs.FS) ([]migration, error) {
 // each finds what the previous one recorded. It returns the versions it
 // applied.
 func migrate(ctx context.Context, pool *pgxpool.Pool, fsys fs.FS) (applied []int, err error) {
-	ms, err := loadMigrations(fsys)
+	ms, err := store.LoadMigrations(fsys)
 	if err != nil {
 		return nil, fmt.Errorf("load migrations: %w", err)
 	}
@@ -106,7 +69,7 @@ func migrate(ctx context.Context, pool *pgxpool.Pool, fsys fs.FS) (applied []int
 	if err := conn.QueryRow(ctx, `SELECT MAX(version) FROM schema_migrations`).Scan(&newest); err != nil {
 		return nil, fmt.Errorf("read schema version: %w", err)
 	}
-	if known := len(ms); newest != nil && (known == 0 || *newest > ms[known-1].version) {
+	if known := len(ms); newest != nil && (known == 0 || *newest > ms[known-1].Version) {
 		// A newer binary migrated this database; running on would mean
 		// guessing what its schema means.
 		return nil, fmt.Errorf("database schema version %d is newer than this program knows", *newest)
@@ -114,19 +77,19 @@ func migrate(ctx context.Context, pool *pgxpool.Pool, fsys fs.FS) (applied []int
 	for _, m := range ms {
 		did, err := applyMigration(ctx, conn.Conn(), m)
 		if err != nil {
-			return applied, fmt.Errorf("migration %s: %w", m.name, err)
+			return applied, fmt.Errorf("migration %s: %w", m.Name, err)
 		}
 		if did {
-			applied = append(applied, m.version)
+			applied = append(applied, m.Version)
 		}
 	}
 	return applied, nil
 }
 
-func applyMigration(ctx context.Context, conn *pgx.Conn, m migration) (applied bool, err error) {
+func applyMigration(ctx context.Context, conn *pgx.Conn, m store.Migration) (applied bool, err error) {
 	err = pgx.BeginTxFunc(ctx, conn, readCommitted, func(tx pgx.Tx) error {
 		var one int
-		switch err := tx.QueryRow(ctx, `SELECT 1 FROM schema_migrations WHERE version = $1`, m.version).Scan(&one); {
+		switch err := tx.QueryRow(ctx, `SELECT 1 FROM schema_migrations WHERE version = $1`, m.Version).Scan(&one); {
 		case err == nil:
 			return nil // applied before
 		case !errors.Is(err, pgx.ErrNoRows):
@@ -134,10 +97,10 @@ func applyMigration(ctx context.Context, conn *pgx.Conn, m migration) (applied b
 		}
 		// No arguments: pgx sends it with the simple protocol, which runs
 		// a file of several statements.
-		if _, err := tx.Exec(ctx, m.sql); err != nil {
+		if _, err := tx.Exec(ctx, m.SQL); err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, `INSERT INTO schema_migrations (version, name) VALUES ($1, $2)`, m.version, m.name); err != nil {
+		if _, err := tx.Exec(ctx, `INSERT INTO schema_migrations (version, name) VALUES ($1, $2)`, m.Version, m.Name); err != nil {
 			return err
 		}
 		applied = true

@@ -4,6 +4,7 @@ package postgres
 
 import (
 	"context"
+	"github.com/liverelay/liverelay/internal/store"
 	"reflect"
 	"slices"
 	"strings"
@@ -30,13 +31,13 @@ func rawPool(t *testing.T, dsn string) *pgxpool.Pool {
 
 func embeddedVersions(t *testing.T) []int {
 	t.Helper()
-	all, err := loadMigrations(migrations())
+	all, err := store.LoadMigrations(migrations())
 	if err != nil || len(all) == 0 {
 		t.Fatalf("embedded migrations: %d, %v", len(all), err)
 	}
 	var versions []int
 	for _, m := range all {
-		versions = append(versions, m.version)
+		versions = append(versions, m.Version)
 	}
 	return versions
 }
@@ -224,17 +225,5 @@ func TestMigrateSteps(t *testing.T) {
 	delete(fsys, "0004_d.sql")
 	if _, err := migrate(ctx, pool, fsys); err == nil || !strings.Contains(err.Error(), "newer") {
 		t.Fatalf("migrate of a newer database: %v, want a refusal", err)
-	}
-}
-
-func TestMigrationNames(t *testing.T) {
-	for name, fsys := range map[string]fstest.MapFS{
-		"no number":      {"init.sql": {}},
-		"zero":           {"0000_init.sql": {}},
-		"shared version": {"0001_a.sql": {}, "1_b.sql": {}},
-	} {
-		if _, err := loadMigrations(fsys); err == nil {
-			t.Errorf("%s: loadMigrations accepted it", name)
-		}
 	}
 }

@@ -6,11 +6,8 @@ import (
 	"embed"
 	"errors"
 	"fmt"
+	"github.com/liverelay/liverelay/internal/store"
 	"io/fs"
-	"path"
-	"slices"
-	"strconv"
-	"strings"
 	"time"
 )
 
@@ -20,40 +17,6 @@ import (
 //go:embed migrations/*.sql
 var migrationFiles embed.FS
 
-type migration struct {
-	version int
-	name    string // file name, kept in schema_migrations for the reader's sake
-	sql     string
-}
-
-// loadMigrations reads every *.sql file of fsys's root, ordered by version.
-func loadMigrations(fsys fs.FS) ([]migration, error) {
-	names, err := fs.Glob(fsys, "*.sql")
-	if err != nil {
-		return nil, err
-	}
-	var ms []migration
-	seen := map[int]string{}
-	for _, name := range names {
-		prefix, _, ok := strings.Cut(name, "_")
-		v, err := strconv.Atoi(prefix)
-		if !ok || err != nil || v <= 0 {
-			return nil, fmt.Errorf("migration %s: name must be NNNN_what.sql", name)
-		}
-		if other, dup := seen[v]; dup {
-			return nil, fmt.Errorf("migrations %s and %s share version %d", other, name, v)
-		}
-		seen[v] = name
-		body, err := fs.ReadFile(fsys, name)
-		if err != nil {
-			return nil, err
-		}
-		ms = append(ms, migration{version: v, name: path.Base(name), sql: string(body)})
-	}
-	slices.SortFunc(ms, func(a, b migration) int { return a.version - b.version })
-	return ms, nil
-}
-
 // migrate applies the migrations of fsys that db has not applied yet, each in
 // its own transaction together with its schema_migrations row, so a crash
 // leaves every migration either wholly applied and recorded, or not at all.
@@ -61,7 +24,7 @@ func loadMigrations(fsys fs.FS) ([]migration, error) {
 // at once then take turns, and the second sees the first one's rows.
 // It returns the versions it applied.
 func migrate(ctx context.Context, db *sql.DB, fsys fs.FS) ([]int, error) {
-	ms, err := loadMigrations(fsys)
+	ms, err := store.LoadMigrations(fsys)
 	if err != nil {
 		return nil, fmt.Errorf("load migrations: %w", err)
 	}
@@ -76,7 +39,7 @@ func migrate(ctx context.Context, db *sql.DB, fsys fs.FS) ([]int, error) {
 	if err := db.QueryRowContext(ctx, `SELECT MAX(version) FROM schema_migrations`).Scan(&newest); err != nil {
 		return nil, fmt.Errorf("read schema version: %w", err)
 	}
-	if known := len(ms); newest.Valid && (known == 0 || newest.Int64 > int64(ms[known-1].version)) {
+	if known := len(ms); newest.Valid && (known == 0 || newest.Int64 > int64(ms[known-1].Version)) {
 		// A newer binary wrote this file; running on would mean guessing
 		// what its schema means.
 		return nil, fmt.Errorf("database schema version %d is newer than this program knows", newest.Int64)
@@ -86,16 +49,16 @@ func migrate(ctx context.Context, db *sql.DB, fsys fs.FS) ([]int, error) {
 	for _, m := range ms {
 		did, err := applyMigration(ctx, db, m)
 		if err != nil {
-			return applied, fmt.Errorf("migration %s: %w", m.name, err)
+			return applied, fmt.Errorf("migration %s: %w", m.Name, err)
 		}
 		if did {
-			applied = append(applied, m.version)
+			applied = append(applied, m.Version)
 		}
 	}
 	return applied, nil
 }
 
-func applyMigration(ctx context.Context, db *sql.DB, m migration) (applied bool, err error) {
+func applyMigration(ctx context.Context, db *sql.DB, m store.Migration) (applied bool, err error) {
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
 		return false, err
@@ -106,17 +69,17 @@ func applyMigration(ctx context.Context, db *sql.DB, m migration) (applied bool,
 		}
 	}()
 	var one int
-	switch err := tx.QueryRowContext(ctx, `SELECT 1 FROM schema_migrations WHERE version = ?`, m.version).Scan(&one); {
+	switch err := tx.QueryRowContext(ctx, `SELECT 1 FROM schema_migrations WHERE version = ?`, m.Version).Scan(&one); {
 	case err == nil:
 		return false, nil // applied before, maybe by another process a moment ago
 	case !errors.Is(err, sql.ErrNoRows):
 		return false, err
 	}
-	if _, err := tx.ExecContext(ctx, m.sql); err != nil {
+	if _, err := tx.ExecContext(ctx, m.SQL); err != nil {
 		return false, err
 	}
 	if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)`,
-		m.version, m.name, time.Now().UnixMilli()); err != nil {
+		m.Version, m.Name, time.Now().UnixMilli()); err != nil {
 		return false, err
 	}
 	if err := tx.Commit(); err != nil {

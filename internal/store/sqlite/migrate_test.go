@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"github.com/liverelay/liverelay/internal/store"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -12,13 +13,13 @@ import (
 
 func TestOpenAppliesMigrationsOnce(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "m.db")
-	all, err := loadMigrations(mustSub(migrationFiles, "migrations"))
+	all, err := store.LoadMigrations(mustSub(migrationFiles, "migrations"))
 	if err != nil || len(all) == 0 {
 		t.Fatalf("embedded migrations: %d, %v", len(all), err)
 	}
 	var versions []int
 	for _, m := range all {
-		versions = append(versions, m.version)
+		versions = append(versions, m.Version)
 	}
 
 	s, applied, err := open(path)
@@ -102,17 +103,5 @@ func TestMigrateSteps(t *testing.T) {
 	delete(fsys, "0004_d.sql")
 	if _, err := migrate(ctx, db, fsys); err == nil || !strings.Contains(err.Error(), "newer") {
 		t.Fatalf("migrate of a newer database: %v, want a refusal", err)
-	}
-}
-
-func TestMigrationNames(t *testing.T) {
-	for name, fsys := range map[string]fstest.MapFS{
-		"no number":      {"init.sql": {}},
-		"zero":           {"0000_init.sql": {}},
-		"shared version": {"0001_a.sql": {}, "1_b.sql": {}},
-	} {
-		if _, err := loadMigrations(fsys); err == nil {
-			t.Errorf("%s: loadMigrations accepted it", name)
-		}
 	}
 }
