@@ -10,20 +10,13 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"io/fs"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/liverelay/liverelay/internal/auth"
 	"github.com/liverelay/liverelay/internal/store"
-	"github.com/liverelay/liverelay/internal/store/sqlite"
 )
-
-// storeFileName is the SQLite file in the data directory.
-const storeFileName = "liverelay.db"
 
 // apiActions are the IAM actions of the API's calls; grantableActions are
 // what --allow accepts: those and the wildcard for all of them.
@@ -35,6 +28,7 @@ var (
 // iamOptions holds every iam flag; each command defines the ones it takes.
 type iamOptions struct {
 	dataDir   string
+	store     string
 	project   string
 	name      string
 	allow     listFlag
@@ -213,7 +207,7 @@ func iam(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	st, err := openExistingStore(o.dataDir)
+	st, err := openStore(context.Background(), o.store, o.dataDir, true)
 	if err != nil {
 		return err
 	}
@@ -253,7 +247,8 @@ func parseIAM(args []string, stderr io.Writer) (*iamCommand, *iamOptions, error)
 	o := &iamOptions{}
 	fs := flag.NewFlagSet("liverelay iam "+cmd.name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&o.dataDir, "data-dir", "./liverelay-data", "data directory of the service")
+	fs.StringVar(&o.dataDir, "data-dir", "./liverelay-data", "data directory of the service (its key file seals secrets)")
+	fs.StringVar(&o.store, "store", "", storeUsage)
 	cmd.define(fs, o)
 	if err := parseFlags(fs, args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -265,23 +260,6 @@ func parseIAM(args []string, stderr io.Writer) (*iamCommand, *iamOptions, error)
 		return nil, nil, fmt.Errorf("iam %s: %w", cmd.name, err)
 	}
 	return cmd, o, nil
-}
-
-// openExistingStore opens the store of a data directory that a service has
-// already used, so a mistyped --data-dir is an error rather than a new,
-// empty store.
-func openExistingStore(dataDir string) (*sqlite.Store, error) {
-	path := filepath.Join(dataDir, storeFileName)
-	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("--data-dir %s holds no liverelay store (%s): start liverelay serve with this --data-dir first, or correct it", dataDir, storeFileName)
-	} else if err != nil {
-		return nil, fmt.Errorf("--data-dir: %w", err)
-	}
-	st, err := sqlite.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("open store: %w", err)
-	}
-	return st, nil
 }
 
 func required(flagName, value string) error {

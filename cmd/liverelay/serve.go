@@ -31,7 +31,6 @@ import (
 	"github.com/liverelay/liverelay/internal/rtmp"
 	"github.com/liverelay/liverelay/internal/scheduler"
 	"github.com/liverelay/liverelay/internal/source"
-	"github.com/liverelay/liverelay/internal/store/sqlite"
 	"github.com/liverelay/liverelay/internal/task"
 )
 
@@ -39,6 +38,7 @@ type serveConfig struct {
 	listen        string
 	metricsListen string
 	dataDir       string
+	storeURL      string
 	regions       listFlag
 	domainsFile   string
 	maxWindow     time.Duration
@@ -61,6 +61,7 @@ func serve(args []string) error {
 	fs.StringVar(&cfg.listen, "listen", "127.0.0.1:8080", "address of the API (and /healthz, /metrics)")
 	fs.StringVar(&cfg.metricsListen, "metrics-listen", "", "serve /metrics on this address instead of the API listener")
 	fs.StringVar(&cfg.dataDir, "data-dir", "./liverelay-data", "directory of the store and the bootstrap credentials (created if absent)")
+	fs.StringVar(&cfg.storeURL, "store", "", storeUsage)
 	fs.Var(&cfg.regions, "region", "comma-separated regions this node serves; the first is the default region of new projects (default local)")
 	fs.StringVar(&cfg.domainsFile, "domains", "", `JSON file of ingest domains: {"domains":[{"name":"publish.example.com","region":"local","ingest":"rtmp://127.0.0.1:1935"}]}`)
 	fs.DurationVar(&cfg.maxWindow, "max-window", 7*24*time.Hour, "longest allowed end_time - start_time")
@@ -107,9 +108,9 @@ func serve(args []string) error {
 	if err := os.MkdirAll(cfg.dataDir, 0o700); err != nil {
 		return fmt.Errorf("create data directory: %w", err)
 	}
-	st, err := sqlite.Open(filepath.Join(cfg.dataDir, storeFileName))
+	st, err := openStore(context.Background(), cfg.storeURL, cfg.dataDir, false)
 	if err != nil {
-		return fmt.Errorf("open store: %w", err)
+		return err
 	}
 	defer st.Close()
 
