@@ -81,6 +81,7 @@ type Supervisor struct {
 	paceOut      time.Duration
 	sentCfg      codecConfig
 	fillerFails  int  // filler files in a row that could not be played
+	lastWasFile  bool // the last source opened was a file
 	done         bool // the task completed (loops done): Run returns
 
 	timer      *time.Timer
@@ -263,12 +264,14 @@ func (s *Supervisor) openSource(idx int) {
 		s.probe.stop()
 		s.probe = nil
 	}
-	wasFile := s.cur != nil && s.cur.file
 	s.curIdx = idx
 	s.cur = s.newReader(idx)
-	if s.cur.file && !wasFile {
-		s.paceAnchored = false // pace files from where the live output is now
+	if s.cur.file && !s.lastWasFile {
+		// From a live source to files: pace from where the output is now.
+		// Between files the anchor stays, or each switch would gain a frame.
+		s.paceAnchored = false
 	}
+	s.lastWasFile = s.cur.file
 	s.curCfg = codecConfig{}
 	s.curHasVideo = false
 	s.curStarted = false
