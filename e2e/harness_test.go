@@ -39,6 +39,9 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	testpeer.StopSharedPostgres()
 	os.RemoveAll(dir)
+	if vodFilesDir != "" {
+		os.RemoveAll(vodFilesDir)
+	}
 	os.Exit(code)
 }
 

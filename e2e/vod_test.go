@@ -44,6 +44,17 @@ func vodFiles(t *testing.T) string {
 				return
 			}
 		}
+		// An HLS VOD playlist (#EXT-X-ENDLIST) of 1-second segments.
+		if err := os.Mkdir(filepath.Join(dir, "hls"), 0o755); err != nil {
+			vodFilesErr = err
+			return
+		}
+		hlsArgs := append(append(append([]string{}, common...), enc...), "-t", "3", "-bf", "0",
+			"-f", "hls", "-hls_time", "1", "-hls_playlist_type", "vod", filepath.Join(dir, "hls", "index.m3u8"))
+		if out, err := exec.Command("ffmpeg", hlsArgs...).CombinedOutput(); err != nil {
+			vodFilesErr = fmt.Errorf("ffmpeg hls: %v\n%s", err, out)
+			return
+		}
 		// A corrupt file: the first 40 KiB of a.mp4 with the rest cut off,
 		// and bytes that are no media at all.
 		a, _ := os.ReadFile(filepath.Join(dir, "a.mp4"))
@@ -180,5 +191,27 @@ func TestVODResumesAfterKill9(t *testing.T) {
 	// most a second old, and playback restarts at the keyframe before it).
 	if d := num(after, "current_offset_ms") - num(before, "current_offset_ms"); d < -2000 {
 		t.Fatalf("after restart at %vms, was at %vms", after["current_offset_ms"], before["current_offset_ms"])
+	}
+}
+
+func TestVODHLSPlaylistThenFLV(t *testing.T) {
+	requirePeers(t)
+	dir := vodFiles(t)
+	ng := testpeer.StartNginx(t, testpeer.NginxOptions{HTTPRoot: dir})
+	svc := startService(t)
+
+	start := time.Now()
+	id := svc.create(vodTask([]string{ng.HTTPURL("/hls/index.m3u8"), ng.HTTPURL("/c.flv")}, ng.RTMPURL("live", "vod"), "1"))
+	info := svc.waitState(id, "finished", 40*time.Second)
+	took := time.Since(start)
+	// 3 s of HLS and 2 s of FLV, paced: 30 fps video and audio frames.
+	if num(info, "frames_out") < 250 {
+		t.Fatalf("frames_out = %v, want the HLS playlist and the FLV file played", info["frames_out"])
+	}
+	if took < 4*time.Second {
+		t.Fatalf("played 5 s of media in %v: not paced", took)
+	}
+	if info["last_error"] != nil {
+		t.Fatalf("last_error %v", info["last_error"])
 	}
 }

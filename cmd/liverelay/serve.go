@@ -147,7 +147,7 @@ func serve(args []string) error {
 		ResponseHeaderTimeout: 15 * time.Second,
 		MaxIdleConnsPerHost:   4,
 	}}
-	fileOpener := &files.Opener{Client: httpClient, Roots: roots, UnsupportedCodec: relay.ErrUnsupportedCodec}
+	fileOpener := &files.Opener{Client: httpClient, DialContext: guard.DialContext, Roots: roots, UnsupportedCodec: relay.ErrUnsupportedCodec}
 
 	relayCfg := relay.Config{
 		NoMediaTimeout: cfg.noMedia,

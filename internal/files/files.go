@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -27,13 +28,17 @@ type Opener struct {
 	Client *http.Client
 	// Roots are the directories file:// URLs may point into (--allow-file-root).
 	Roots []string
+	// DialContext opens the connections of HLS playlists and segments; it
+	// must be the denied-network guard's.
+	DialContext func(ctx context.Context, network, addr string) (net.Conn, error)
 	// UnsupportedCodec is wrapped into codec errors (relay.ErrUnsupportedCodec).
 	UnsupportedCodec error
 }
 
 // Open opens rawURL from the keyframe at or before start. The kind is taken
-// from the path's extension: .flv is FLV, anything else is read as MP4
-// (whose boxes say soon enough whether it is one).
+// from the path's extension: .flv is FLV, .m3u8 an HLS VOD playlist,
+// anything else is read as MP4 (whose boxes say soon enough whether it is
+// one).
 func (o *Opener) Open(ctx context.Context, rawURL string, start time.Duration) (media.FileSource, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil {
@@ -45,8 +50,11 @@ func (o *Opener) Open(ctx context.Context, rawURL string, start time.Duration) (
 	default:
 		return nil, fmt.Errorf("file %s: scheme %q is not supported for files", redact.URL(rawURL), u.Scheme)
 	}
-	if ext == ".flv" {
+	switch {
+	case ext == ".flv":
 		return o.openFLV(ctx, u, rawURL, start)
+	case ext == ".m3u8" && u.Scheme != "file":
+		return o.openHLS(ctx, rawURL, start)
 	}
 	src, err := mp4.Open(ctx, rawURL, start, mp4.Options{Client: o.Client, AllowFile: o.AllowFile})
 	if errors.Is(err, mp4.ErrUnsupportedCodec) && o.UnsupportedCodec != nil {
