@@ -23,9 +23,10 @@ import (
 	"github.com/liverelay/liverelay/internal/task"
 )
 
-// Scheduler is what the API needs of the scheduler: a nudge after a write.
+// Scheduler is what the API needs of the scheduler: word of each task it
+// wrote (t nil: deleted), so that task alone is reconciled.
 type Scheduler interface {
-	Wake()
+	Changed(id string, t *task.Task)
 }
 
 // HostChecker refuses URLs whose host is, or resolves to, a denied network.
@@ -195,7 +196,7 @@ func (s *Server) create(c *call) (int, any, error) {
 		return 0, nil, err
 	}
 	s.Logger.Info("task created", "task_id", t.ID, "project_id", c.projectID, "request_id", c.requestID)
-	s.Scheduler.Wake()
+	s.Scheduler.Changed(t.ID, t)
 	return http.StatusOK, idResponse{TaskID: t.ID, RequestID: c.requestID}, nil
 }
 
@@ -305,7 +306,7 @@ func (s *Server) modify(c *call) (int, any, error) {
 		}
 		s.Logger.Info("task modified", "task_id", next.ID, "changed", changed, "request_id", c.requestID)
 		s.notifyEvents(ev)
-		s.Scheduler.Wake()
+		s.Scheduler.Changed(next.ID, next)
 		return http.StatusOK, idResponse{TaskID: next.ID, RequestID: c.requestID}, nil
 	}
 }
@@ -341,6 +342,6 @@ func (s *Server) delete(c *call) (int, any, error) {
 	}
 	s.Logger.Info("task deleted", "task_id", id, "request_id", c.requestID)
 	s.notifyEvents(ev)
-	s.Scheduler.Wake()
+	s.Scheduler.Changed(id, nil)
 	return http.StatusOK, idResponse{TaskID: id, RequestID: c.requestID}, nil
 }

@@ -11,7 +11,7 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
+	"sync"
 	"testing"
 	"time"
 
@@ -24,13 +24,32 @@ import (
 
 const project = "p1"
 
+// fakeScheduler records what the API told it: "id:set" or "id:deleted".
 type fakeScheduler struct {
-	wakes   atomic.Int32
-	deleted atomic.Int32
+	mu      sync.Mutex
+	changes []string
 }
 
-func (f *fakeScheduler) Wake()                   { f.wakes.Add(1) }
-func (f *fakeScheduler) DeleteNotify(*task.Task) { f.deleted.Add(1) }
+func (f *fakeScheduler) Changed(id string, t *task.Task) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	what := "set"
+	if t == nil {
+		what = "deleted"
+	} else if t.ID != id {
+		what = "mismatch"
+	}
+	f.changes = append(f.changes, id+":"+what)
+}
+
+func (f *fakeScheduler) last() string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.changes) == 0 {
+		return ""
+	}
+	return f.changes[len(f.changes)-1]
+}
 
 type env struct {
 	t     *testing.T
@@ -133,8 +152,8 @@ func TestSeedExampleIsAccepted(t *testing.T) {
 		t.Fatalf("create: %d %v", status, out)
 	}
 	id := out["task_id"].(string)
-	if e.sched.wakes.Load() == 0 {
-		t.Fatal("create did not wake the scheduler")
+	if got := e.sched.last(); got != id+":set" {
+		t.Fatalf("scheduler told %q after create, want %q", got, id+":set")
 	}
 	status, out = e.do(http.MethodGet, taskPath(project)+"?task_id="+id, "")
 	if status != http.StatusOK || out["total"] != 1.0 {
@@ -259,12 +278,11 @@ func TestListPagingAndModify(t *testing.T) {
 		t.Fatalf("changing the destination: %d %v", s, out)
 	}
 
-	wakes := e.sched.wakes.Load()
 	if s, _ := e.do("DELETE", taskPath(project)+"?task_id="+ids[0], ""); s != 200 {
 		t.Fatalf("delete: %d", s)
 	}
-	if e.sched.wakes.Load() == wakes {
-		t.Fatal("delete did not wake the scheduler")
+	if got := e.sched.last(); got != ids[0]+":deleted" {
+		t.Fatalf("scheduler told %q after delete, want %q", got, ids[0]+":deleted")
 	}
 }
 

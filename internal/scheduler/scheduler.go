@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -61,13 +62,15 @@ type running struct {
 
 // Scheduler reconciles stored tasks with running supervisors.
 type Scheduler struct {
-	opt    Options
-	log    *slog.Logger
-	wake   chan struct{}
-	writer *stateWriter
+	opt     Options
+	log     *slog.Logger
+	wake    chan struct{} // a full reconcile, soon
+	changed chan struct{} // changes queued
+	writer  *stateWriter
 
 	mu      sync.Mutex
 	running map[string]*running
+	changes []change
 	// states is the latest known run state of every task of the served
 	// regions: what list shows, what metrics count, what the final state of
 	// a stopped task is built from.
@@ -91,6 +94,7 @@ func New(opt Options) *Scheduler {
 		opt:     opt,
 		log:     opt.Logger,
 		wake:    make(chan struct{}, 1),
+		changed: make(chan struct{}, 1),
 		writer:  newStateWriter(opt.Store, opt.Logger, opt.OnEvents),
 		running: make(map[string]*running),
 		states:  make(map[string]task.RunState),
@@ -121,18 +125,44 @@ func (s *Scheduler) Run(ctx context.Context) error {
 
 	timer := time.NewTimer(0)
 	defer timer.Stop()
+	var rest time.Duration
+	var next time.Time // the earliest start or end deadline known
 	for {
 		select {
 		case <-ctx.Done():
 			s.stopAll()
 			return nil
 		case <-s.wake:
+			// A burst of API writes wakes the loop once per reconcile, and a
+			// reconcile reads every task: rest as long as the last one took,
+			// so reconciling costs at most half the loop's time.
+			if rest > 0 {
+				select {
+				case <-ctx.Done():
+					s.stopAll()
+					return nil
+				case <-time.After(rest):
+				}
+			}
 		case <-timer.C:
+		case <-s.changed:
+			// One task changed (an API write): reconcile it alone, and move
+			// the timer up if its deadline comes first.
+			if at := s.applyChanges(ctx); !at.IsZero() && (next.IsZero() || at.Before(next)) {
+				next = at
+				timer.Stop()
+				timer.Reset(max(at.Sub(s.opt.Now()), 0))
+			}
+			continue
 		}
-		next, err := s.reconcile(ctx)
+		began := time.Now()
+		s.applyChanges(ctx) // a full pass covers them; drop the queue
+		var err error
+		next, err = s.reconcile(ctx)
 		if err != nil && ctx.Err() == nil {
 			s.log.Error("reconcile", "err", err)
 		}
+		rest = min(time.Since(began), time.Second)
 		wait := s.opt.Poll
 		if !next.IsZero() {
 			wait = min(wait, max(next.Sub(s.opt.Now()), 0))
@@ -177,49 +207,15 @@ func (s *Scheduler) reconcile(ctx context.Context) (time.Time, error) {
 	now := s.opt.Now()
 	var next time.Time
 	seen := make(map[string]bool, len(tasks))
-
 	for i := range tasks {
-		t := &tasks[i]
-		seen[t.ID] = true
-		rs, err := s.knownState(ctx, t.ID)
-		if err != nil {
-			s.log.Error("load run state", "task_id", t.ID, "err", err)
-			continue
-		}
-		want, reason, at := desired(t, rs, now)
-		if !at.IsZero() && (next.IsZero() || at.Before(next)) {
-			next = at
-		}
-
-		s.mu.Lock()
-		r := s.running[t.ID]
-		switch {
-		case want == task.StateRunning && r == nil:
-			s.start(t)
-		case want == task.StateRunning && r.stopping:
-			// A pause-enable pair faster than the stop: start again once the
-			// old runner is gone (it wakes us).
-		case want == task.StateRunning:
-			if r.task.Generation != t.Generation {
-				r.task = t
-				r.runner.Update(t)
-			}
-		case r != nil && !r.stopping:
-			r.final, r.exitReason, r.stopping = want, reason, true
-			r.cancel()
-		case r == nil && (rs.State != want || rs.ExitReason != reason):
-			rs.State, rs.ExitReason = want, reason
-			s.putState(rs, nil)
-		}
-		s.mu.Unlock()
+		seen[tasks[i].ID] = true
+		next = earliest(next, s.reconcileTask(ctx, &tasks[i], now))
 	}
 
 	s.mu.Lock()
-	for id, r := range s.running {
-		if !seen[id] && !r.stopping {
-			// Deleted: stop, and write nothing.
-			r.final, r.stopping = "", true
-			r.cancel()
+	for id := range s.running {
+		if !seen[id] {
+			s.stopDeleted(id)
 		}
 	}
 	for id := range s.states {
@@ -229,6 +225,102 @@ func (s *Scheduler) reconcile(ctx context.Context) (time.Time, error) {
 	}
 	s.mu.Unlock()
 	return next, nil
+}
+
+// reconcileTask makes one task do what it should now, and returns when
+// that changes next (zero: not by itself).
+func (s *Scheduler) reconcileTask(ctx context.Context, t *task.Task, now time.Time) time.Time {
+	rs, err := s.knownState(ctx, t.ID)
+	if err != nil {
+		s.log.Error("load run state", "task_id", t.ID, "err", err)
+		return time.Time{}
+	}
+	want, reason, at := desired(t, rs, now)
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r := s.running[t.ID]
+	switch {
+	case want == task.StateRunning && r == nil:
+		s.start(t)
+	case want == task.StateRunning && r.stopping:
+		// A pause-enable pair faster than the stop: start again once the
+		// old runner is gone (it wakes us).
+	case want == task.StateRunning:
+		if r.task.Generation != t.Generation {
+			r.task = t
+			r.runner.Update(t)
+		}
+	case r != nil && !r.stopping:
+		r.final, r.exitReason, r.stopping = want, reason, true
+		r.cancel()
+	case r == nil && (rs.State != want || rs.ExitReason != reason):
+		rs.State, rs.ExitReason = want, reason
+		s.putState(rs, nil)
+	}
+	return at
+}
+
+// stopDeleted stops the runner of a task that is gone, writing nothing.
+// s.mu must be held.
+func (s *Scheduler) stopDeleted(id string) {
+	if r := s.running[id]; r != nil && !r.stopping {
+		r.final, r.stopping = "", true
+		r.cancel()
+	}
+}
+
+func earliest(a, b time.Time) time.Time {
+	if a.IsZero() || (!b.IsZero() && b.Before(a)) {
+		return b
+	}
+	return a
+}
+
+// Changed tells the scheduler that one task was created, modified or (t
+// nil) deleted: that task alone is reconciled, at once, instead of every
+// task. It never blocks.
+func (s *Scheduler) Changed(id string, t *task.Task) {
+	s.mu.Lock()
+	s.changes = append(s.changes, change{id: id, task: t})
+	s.mu.Unlock()
+	select {
+	case s.changed <- struct{}{}:
+	default:
+	}
+}
+
+type change struct {
+	id   string
+	task *task.Task // nil: deleted
+}
+
+// applyChanges reconciles the tasks named by Changed and returns the
+// earliest deadline among them.
+func (s *Scheduler) applyChanges(ctx context.Context) time.Time {
+	s.mu.Lock()
+	changes := s.changes
+	s.changes = nil
+	s.mu.Unlock()
+	now := s.opt.Now()
+	var next time.Time
+	for _, c := range changes {
+		if c.task == nil || !s.serves(c.task.Region) {
+			s.mu.Lock()
+			s.stopDeleted(c.id)
+			if s.running[c.id] == nil {
+				delete(s.states, c.id)
+			}
+			s.mu.Unlock()
+			continue
+		}
+		next = earliest(next, s.reconcileTask(ctx, c.task, now))
+	}
+	return next
+}
+
+func (s *Scheduler) serves(region string) bool {
+	return len(s.opt.Regions) == 0 || slices.Contains(s.opt.Regions, region)
 }
 
 // knownState returns the latest run state of a task, loading it from the

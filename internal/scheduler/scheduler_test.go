@@ -223,3 +223,20 @@ func TestRestartResumesRunningTasks(t *testing.T) {
 	f2 := newFixture(t, st2)
 	waitFor(t, "runner after restart", func() bool { return len(f2.runnersOf("t3")) == 1 })
 }
+
+// The API names the task it wrote: that task alone is reconciled, at once,
+// without waiting for a full pass (the poll here is an hour).
+func TestChangedReconcilesOneTask(t *testing.T) {
+	st, _ := openStore(t)
+	defer st.Close()
+	f := newFixture(t, st)
+	tk := addTask(t, st, "t4", time.Now().Add(-time.Second), time.Now().Add(time.Hour))
+	f.sched.Changed(tk.ID, tk)
+	waitFor(t, "runner started by Changed", func() bool { return len(f.runnersOf("t4")) == 1 })
+	r := f.runnersOf("t4")[0]
+	if err := st.DeleteTask(context.Background(), "p", "t4"); err != nil {
+		t.Fatal(err)
+	}
+	f.sched.Changed(tk.ID, nil)
+	waitFor(t, "runner stopped by Changed", func() bool { r.mu.Lock(); defer r.mu.Unlock(); return !r.stopped.IsZero() })
+}
