@@ -57,6 +57,12 @@ type vodEnv struct {
 
 func runVOD(t *testing.T, tk *task.Task, resume task.RunState, until func(*vodEnv) bool) *vodEnv {
 	t.Helper()
+	return runVODFiles(t, tk, resume, 400*time.Millisecond, until)
+}
+
+// runVODFiles plays files of duration dur each.
+func runVODFiles(t *testing.T, tk *task.Task, resume task.RunState, dur time.Duration, until func(*vodEnv) bool) *vodEnv {
+	t.Helper()
 	env := &vodEnv{sink: &fakeSink{}, rec: &recorder{}}
 	cfg := Config{
 		BackoffMin: 10 * time.Millisecond, BackoffMax: 20 * time.Millisecond,
@@ -67,7 +73,7 @@ func runVOD(t *testing.T, tk *task.Task, resume task.RunState, until func(*vodEn
 			if strings.Contains(u, "missing") {
 				return nil, errors.New("HTTP 404")
 			}
-			return newFakeFile(400*time.Millisecond, start), nil
+			return newFakeFile(dur, start), nil
 		},
 		OpenSink: func(ctx context.Context, u string) (media.Sink, error) { return env.sink, nil },
 	}
@@ -182,6 +188,32 @@ func TestPlaylistResumesFromStoredPosition(t *testing.T) {
 	}
 	if frames != 5 {
 		t.Fatalf("video frames = %d, want 5 (from the keyframe at 200 ms)", frames)
+	}
+}
+
+// Every stored state must name a position that exists: the offset is in
+// the file the index names. A state with the new index and the previous
+// file's offset would resume the new file past its end after a restart.
+func TestPlaylistReportsIndexAndOffsetTogether(t *testing.T) {
+	// Files longer than a heartbeat, so that an offset is stored in the
+	// first one before the switch.
+	tk := vodTask("a", "b")
+	env := runVODFiles(t, tk, task.RunState{}, 1500*time.Millisecond, func(e *vodEnv) bool {
+		return e.rec.last().CurrentIndex == 1
+	})
+	env.rec.mu.Lock()
+	defer env.rec.mu.Unlock()
+	sawB := false
+	for _, rs := range env.rec.states {
+		if rs.CurrentIndex == 1 && !sawB {
+			sawB = true
+			if rs.CurrentOffsetMS != 0 {
+				t.Fatalf("first state on file 1 is at %d ms, want its start (0 ms)", rs.CurrentOffsetMS)
+			}
+		}
+	}
+	if !sawB {
+		t.Fatal("no state reported the second file")
 	}
 }
 

@@ -278,8 +278,13 @@ func (s *Supervisor) openSource(idx int) {
 	s.needConfig, s.waitKey = true, true
 	s.rs.CurrentSourceURL = s.cfg.Redact(s.urls[idx])
 	if idx == 0 && s.vod != nil {
+		// Until its first frame is written, the file is at its start
+		// position: index and offset must agree in every stored state,
+		// or a restart resumes the new file at the old file's offset.
+		s.vod.offset = s.vod.start
 		s.rs.CurrentSourceURL = s.cfg.Redact(s.vod.url())
 		s.rs.CurrentIndex = s.vod.index
+		s.rs.CurrentOffsetMS = s.vod.offset.Milliseconds()
 	}
 	s.rs.OnBackup = idx > 0
 	if idx > 0 && s.probe == nil && s.probeRetryAt.IsZero() {
