@@ -14,3 +14,9 @@ test:
 FUZZTIME ?= 30s
 fuzz:
 	./scripts/fuzz.sh $(FUZZTIME)
+
+# Measures liverelay against one ffmpeg per relay (bench/relaybench; see
+# docs/performance.md). Flags through BENCHFLAGS, e.g. BENCHFLAGS="--n 200 --window 2m".
+.PHONY: bench
+bench:
+	go run ./bench/relaybench $(BENCHFLAGS)
