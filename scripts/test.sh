@@ -31,6 +31,8 @@ echo "== go vet"
 go vet ./...
 echo "== unit tests (race detector)"
 go test -race -count=1 -timeout 10m $(go list ./... | grep -v /e2e)
+echo "== allocation tests (without the race detector, which changes allocation)"
+go test -count=1 -run 'Allocations' ./internal/...
 echo "== end-to-end tests"
 go test -count=1 -timeout 20m ./e2e/
 echo "== official SDK against the binary (module sdktest)"

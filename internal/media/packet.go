@@ -143,10 +143,12 @@ type Source interface {
 	Close() error
 }
 
-// Sink writes packets to a destination. WritePacket must honour a write
-// deadline so a stalled destination surfaces as an error.
+// Sink writes packets to a destination. WritePacket may buffer (it keeps no
+// reference to p or its body); Flush sends what is buffered. Writing must
+// honour a write deadline so a stalled destination surfaces as an error.
 type Sink interface {
 	WritePacket(p *Packet) error
+	Flush() error
 	BytesWritten() uint64
 	Close() error
 }

@@ -9,23 +9,39 @@ import (
 )
 
 // readerMsg is what a source reader tells the supervisor: that a file was
-// opened (with its duration), a packet, or the end of the reader with the
-// error that ended it.
+// opened (with its duration), a batch of packets, or the end of the reader
+// with the error that ended it.
 type readerMsg struct {
 	id       int
 	opened   bool
 	duration time.Duration // of an opened file
-	pkt      *media.Packet
+	batch    *batch
 	err      error // non-nil: the reader has stopped
 }
 
 // opener opens the source a reader reads.
 type opener func(ctx context.Context) (media.Source, error)
 
+// buffered is implemented by sources that can tell whether ReadPacket would
+// return without waiting for the network (rtmp.Conn).
+type buffered interface{ Buffered() bool }
+
+const (
+	// A batch ends at whichever limit comes first.
+	maxBatchPackets = 64
+	maxBatchBytes   = 256 << 10
+)
+
 // reader reads one source once (no retries: the supervisor decides what to
-// try next) and forwards copies of its packets. When the supervisor falls
-// behind and the queue is full, it drops whole GOPs: everything up to the
-// next video keyframe, so the destination never sees a partial GOP.
+// try next) and hands its packets to the supervisor in batches: what a
+// buffered source has already received goes in one batch, and a live
+// reader waits cfg.Batch after each one so the next read finds several
+// messages (one read and one write syscall per batch instead of per frame).
+//
+// The queue to the supervisor is bounded (cfg.QueueBytes). When the
+// supervisor falls behind and it is full, the reader drops whole GOPs:
+// everything up to the next video keyframe, so the destination never sees
+// a partial GOP; codec configuration is never dropped.
 type reader struct {
 	id  int
 	url string
@@ -35,13 +51,16 @@ type reader struct {
 	open   opener
 	cancel context.CancelFunc
 	done   chan struct{}
-	// dropped counts packets dropped for a full queue.
-	dropped atomic.Int64
+	// queued counts the bytes of batches sent and not yet released (shared
+	// by the readers of one supervisor); dropped counts packets dropped for
+	// a full queue (shared too).
+	queued  *atomic.Int64
+	dropped *atomic.Int64
 }
 
-func startReader(parent context.Context, id int, url string, file bool, open opener, cfg *Config, out chan<- readerMsg) *reader {
+func startReader(parent context.Context, id int, url string, file bool, open opener, cfg *Config, out chan<- readerMsg, queued, dropped *atomic.Int64) *reader {
 	ctx, cancel := context.WithCancel(parent)
-	r := &reader{id: id, url: url, file: file, open: open, cancel: cancel, done: make(chan struct{})}
+	r := &reader{id: id, url: url, file: file, open: open, cancel: cancel, done: make(chan struct{}), queued: queued, dropped: dropped}
 	go r.run(ctx, cfg, out)
 	return r
 }
@@ -84,51 +103,110 @@ func (r *reader) pump(ctx context.Context, cfg *Config, out chan<- readerMsg) er
 		}
 	}
 
+	buf, _ := src.(buffered)
+	var wait *time.Timer
+	if buf != nil && !r.file && cfg.Batch > 0 {
+		wait = time.NewTimer(time.Hour)
+		wait.Stop()
+		defer wait.Stop()
+	}
 	dropping, sawVideo := false, false
+	b := newBatch()
+	defer func() {
+		if b != nil {
+			b.release()
+		}
+	}()
 	for {
 		p, err := src.ReadPacket(ctx)
-		if err != nil {
-			return &sourceError{opened: true, err: err}
+		if err == nil {
+			err = checkCodec(p)
 		}
-		if err := checkCodec(p); err != nil {
+		if err != nil {
+			// What was read before the error goes out first.
+			if len(b.pkts) > 0 && ctx.Err() == nil {
+				sendErr := r.send(ctx, out, b, cfg, &dropping)
+				b = nil // send owns it now
+				if sendErr != nil {
+					return sendErr
+				}
+			}
 			return &sourceError{opened: true, err: err}
 		}
 		sawVideo = sawVideo || p.Kind == media.KindVideo
 		if dropping {
-			if !p.IsVideoKeyframe() || p.IsSequenceHeader() {
-				if !p.IsSequenceHeader() && !p.IsMetadata() {
-					r.dropped.Add(1)
-					continue
-				}
-			} else {
+			switch {
+			case p.IsSequenceHeader() || p.IsMetadata():
+			case p.IsVideoKeyframe():
 				dropping = false
+			default:
+				r.dropped.Add(1)
+				continue
 			}
 		}
-		cp := &media.Packet{Kind: p.Kind, DTS: p.DTS, Body: append([]byte(nil), p.Body...)}
-		if r.file {
+		b.add(p)
+		if buf != nil && buf.Buffered() && len(b.pkts) < maxBatchPackets && b.size < maxBatchBytes {
+			continue
+		}
+		err = r.send(ctx, out, b, cfg, &dropping)
+		b = nil // send owns it now
+		if err != nil {
+			return err
+		}
+		b = newBatch()
+		dropping = dropping && sawVideo // without video there are no GOPs to skip
+		if wait != nil && !buf.Buffered() {
+			// Every reader of the process wakes on the same ticks, so
+			// that one wakeup of the runtime serves them all.
+			now := time.Now()
+			wait.Reset(now.Truncate(cfg.Batch).Add(cfg.Batch).Sub(now))
 			select {
-			case out <- readerMsg{id: r.id, pkt: cp}:
+			case <-wait.C:
 			case <-ctx.Done():
 				return ctx.Err()
 			}
-			continue
 		}
+	}
+}
+
+// send hands b to the supervisor, or releases it. A live reader never blocks on a full
+// queue: it drops the batch's frames (keeping codec configuration, which
+// must never be lost) and starts dropping up to the next keyframe.
+func (r *reader) send(ctx context.Context, out chan<- readerMsg, b *batch, cfg *Config, dropping *bool) error {
+	if r.file {
+		r.queued.Add(int64(b.size))
 		select {
-		case out <- readerMsg{id: r.id, pkt: cp}:
-		default:
-			// Codec configuration must never be lost; media may be.
-			if p.IsSequenceHeader() || p.IsMetadata() {
-				select {
-				case out <- readerMsg{id: r.id, pkt: cp}:
-				case <-ctx.Done():
-					return ctx.Err()
-				}
-				continue
-			}
-			r.dropped.Add(1)
-			// Without video there are no GOPs: drop just this packet.
-			dropping = sawVideo
+		case out <- readerMsg{id: r.id, batch: b}:
+			return nil
+		case <-ctx.Done():
+			r.queued.Add(-int64(b.size))
+			b.release()
+			return ctx.Err()
 		}
+	}
+	if r.queued.Load()+int64(b.size) <= int64(cfg.QueueBytes) {
+		r.queued.Add(int64(b.size))
+		select {
+		case out <- readerMsg{id: r.id, batch: b}:
+			return nil
+		default:
+			r.queued.Add(-int64(b.size))
+		}
+	}
+	r.dropped.Add(int64(b.keepOnly(func(p *media.Packet) bool { return p.IsSequenceHeader() || p.IsMetadata() })))
+	*dropping = true
+	if len(b.pkts) == 0 {
+		b.release()
+		return nil
+	}
+	r.queued.Add(int64(b.size))
+	select {
+	case out <- readerMsg{id: r.id, batch: b}:
+		return nil
+	case <-ctx.Done():
+		r.queued.Add(-int64(b.size))
+		b.release()
+		return ctx.Err()
 	}
 }
 

@@ -49,9 +49,17 @@ type Config struct {
 	DialTimeout time.Duration
 	// BackoffMin and BackoffMax bound the jittered delay between attempts.
 	BackoffMin, BackoffMax time.Duration
-	// QueueSize is the number of packets buffered between a source reader
-	// and the supervisor; when it is full, whole GOPs are dropped.
-	QueueSize int
+	// Batch is how long packets are gathered before they are written: a
+	// live reader of a buffered source (RTMP) waits this long after each
+	// batch, so the next read and the next write each carry several
+	// frames, and paced files go out in groups this long. It trades that
+	// much latency for fewer syscalls and wakeups. 0: every frame on its
+	// own.
+	Batch time.Duration
+	// QueueBytes bounds the packet bytes queued between the readers of a
+	// task and its writer (default 4 MiB); when the destination is slower
+	// than the source and the queue is full, whole GOPs are dropped.
+	QueueBytes int
 
 	OpenSource func(ctx context.Context, rawURL string) (media.Source, error)
 	// OpenFile opens one file of a VOD playlist, from the keyframe at or
@@ -82,8 +90,8 @@ func (c *Config) withDefaults() Config {
 	if out.BackoffMax == 0 {
 		out.BackoffMax = 15 * time.Second
 	}
-	if out.QueueSize == 0 {
-		out.QueueSize = 512
+	if out.QueueBytes == 0 {
+		out.QueueBytes = 4 << 20
 	}
 	if out.Redact == nil {
 		out.Redact = func(s string) string { return s }
@@ -96,6 +104,10 @@ func (c *Config) withDefaults() Config {
 	}
 	return out
 }
+
+// queueBatches is the capacity of a task's queue in batches; QueueBytes is
+// the limit that matters.
+const queueBatches = 256
 
 // Reporter receives what a running task does. Its methods are called from
 // the supervisor goroutine and must not block for long.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/liverelay/liverelay/internal/backoff"
@@ -19,14 +20,16 @@ type codecConfig struct {
 	meta, video, audio *media.Packet
 }
 
+// update keeps a copy of p: packets live only as long as their batch.
 func (c *codecConfig) update(p *media.Packet) {
+	cp := &media.Packet{Kind: p.Kind, DTS: p.DTS, Body: append([]byte(nil), p.Body...)}
 	switch {
 	case p.IsMetadata():
-		c.meta = p
+		c.meta = cp
 	case p.Kind == media.KindVideo:
-		c.video = p
+		c.video = cp
 	case p.Kind == media.KindAudio:
-		c.audio = p
+		c.audio = cp
 	}
 }
 
@@ -42,6 +45,15 @@ type Supervisor struct {
 	urls []string // primary first, then the backups
 	msgs chan readerMsg
 	ctx  context.Context
+
+	// The batch being written (nil: none), whose reader, and the next
+	// packet; it is released once written. queued and dropped are shared
+	// with the readers (see reader).
+	pending    *batch
+	pendingID  int
+	pendingPos int
+	queued     atomic.Int64
+	dropped    atomic.Int64
 
 	nextID      int
 	cur         *reader
@@ -67,6 +79,8 @@ type Supervisor struct {
 	waitKey       bool // drop video until a keyframe
 	pushing       bool // TaskStart sent for this destination session
 	lastWrite     time.Time
+	unflushed     bool         // packets written to the sink since its last Flush
+	out           media.Packet // the packet being written (WritePacket keeps no reference)
 
 	tl *timeline.Timeline
 
@@ -103,7 +117,7 @@ func NewSupervisor(t *task.Task, cfg Config, rep Reporter, resume task.RunState)
 		rep:          rep,
 		log:          c.Logger.With("task_id", t.ID),
 		updates:      make(chan *task.Task, 1),
-		msgs:         make(chan readerMsg, c.QueueSize),
+		msgs:         make(chan readerMsg, queueBatches),
 		srcBackoff:   backoff.New(c.BackoffMin, c.BackoffMax),
 		probeBackoff: backoff.New(c.BackoffMin, c.BackoffMax),
 		sinkBackoff:  backoff.New(c.BackoffMin, c.BackoffMax),
@@ -159,7 +173,7 @@ func (s *Supervisor) Run(ctx context.Context) {
 	defer heartbeat.Stop()
 	for !s.done {
 		msgs := s.msgs
-		if s.held != nil {
+		if s.pending != nil {
 			msgs = nil // a paced frame waits: read nothing more until it is out
 		}
 		select {
@@ -175,10 +189,50 @@ func (s *Supervisor) Run(ctx context.Context) {
 		case t := <-s.updates:
 			s.applyUpdate(t)
 		}
+		s.drain()
+		s.flush()
+	}
+}
+
+// drain writes the pending batch, packet by packet, until it is done or a
+// paced frame must wait for its time.
+func (s *Supervisor) drain() {
+	for s.pending != nil && s.held == nil && !s.done {
+		b := s.pending
+		if s.pendingPos == len(b.pkts) {
+			s.pending = nil
+			s.queued.Add(-int64(b.size))
+			b.release()
+			return
+		}
+		p := &b.pkts[s.pendingPos]
+		s.pendingPos++
+		switch {
+		case s.cur != nil && s.pendingID == s.cur.id:
+			s.onPacket(p)
+		case s.probe != nil && s.pendingID == s.probe.id:
+			s.onProbePacket(p)
+		}
+		// Anything else comes from a reader already replaced: dropped.
+	}
+}
+
+// flush sends what was written since the last flush: one write per batch.
+func (s *Supervisor) flush() {
+	if s.sink == nil || !s.unflushed {
+		return
+	}
+	s.unflushed = false
+	if err := s.sink.Flush(); err != nil {
+		s.onSinkLost(err)
 	}
 }
 
 func (s *Supervisor) shutdown() {
+	if s.pending != nil {
+		s.pending.release()
+		s.pending = nil
+	}
 	if s.cur != nil {
 		s.cur.stop()
 	}
@@ -242,17 +296,17 @@ func (s *Supervisor) newReader(idx int) *reader {
 		url, start := s.vod.url(), s.vod.start
 		return startReader(s.ctx, s.nextID, url, true, func(ctx context.Context) (media.Source, error) {
 			return s.cfg.OpenFile(ctx, url, start)
-		}, &s.cfg, s.msgs)
+		}, &s.cfg, s.msgs, &s.queued, &s.dropped)
 	}
 	url := s.urls[idx]
 	if idx > 0 && s.fillerBackups() {
 		return startReader(s.ctx, s.nextID, url, true, func(ctx context.Context) (media.Source, error) {
 			return s.cfg.OpenFile(ctx, url, 0)
-		}, &s.cfg, s.msgs)
+		}, &s.cfg, s.msgs, &s.queued, &s.dropped)
 	}
 	return startReader(s.ctx, s.nextID, url, false, func(ctx context.Context) (media.Source, error) {
 		return s.cfg.OpenSource(ctx, url)
-	}, &s.cfg, s.msgs)
+	}, &s.cfg, s.msgs, &s.queued, &s.dropped)
 }
 
 // openSource makes urls[idx] the current source.
@@ -302,6 +356,11 @@ func (s *Supervisor) startProbe() {
 }
 
 func (s *Supervisor) handle(m readerMsg) {
+	if m.batch != nil {
+		// Written by drain, after this.
+		s.pending, s.pendingID, s.pendingPos = m.batch, m.id, 0
+		return
+	}
 	switch {
 	case s.cur != nil && m.id == s.cur.id:
 		switch {
@@ -315,8 +374,6 @@ func (s *Supervisor) handle(m readerMsg) {
 			s.onFillerEnd(m.err)
 		case m.err != nil:
 			s.onSourceLost(m.err)
-		default:
-			s.onPacket(m.pkt)
 		}
 	case s.probe != nil && m.id == s.probe.id:
 		if m.opened {
@@ -327,9 +384,7 @@ func (s *Supervisor) handle(m readerMsg) {
 			s.probe = nil
 			s.probeRetryAt = s.cfg.Now().Add(s.probeBackoff.Next())
 			s.rearm()
-			return
 		}
-		s.onProbePacket(m.pkt)
 	}
 	// Anything else comes from a reader already replaced: drop it.
 }
@@ -410,7 +465,7 @@ func (s *Supervisor) onPacket(p *media.Packet) {
 		s.curHasVideo = s.curHasVideo || p.Kind == media.KindVideo
 		if !s.needConfig && s.sink != nil {
 			// A codec change in the middle of a source: pass it on now.
-			s.write(&media.Packet{Kind: p.Kind, DTS: s.tl.Last(), Body: p.Body})
+			s.write(p.Kind, s.tl.Last(), p.Body)
 		}
 		return
 	}
@@ -450,8 +505,10 @@ func (s *Supervisor) onPacket(p *media.Packet) {
 	}
 	s.waitKey = false
 	if s.pacing() {
-		if due := s.due(out); due.After(now) {
-			s.hold(p, out, due)
+		// Frames due within the batch window go out together, early by
+		// at most that window (the anchor does not move: no drift).
+		if due := s.due(out); due.After(now.Add(s.cfg.Batch)) {
+			s.hold(p, out, due.Add(-s.cfg.Batch))
 			return
 		}
 	}
@@ -466,7 +523,7 @@ func (s *Supervisor) emit(p *media.Packet, out time.Duration) {
 		if !(s.pacing() && s.pushing && sameConfig(s.curCfg, s.sentCfg)) {
 			changed := s.pushing && s.sentCfg.video != nil && !sameConfig(s.curCfg, s.sentCfg)
 			for _, c := range []*media.Packet{s.curCfg.meta, s.curCfg.video, s.curCfg.audio} {
-				if c != nil && !s.write(&media.Packet{Kind: c.Kind, DTS: s.tl.Last(), Body: c.Body}) {
+				if c != nil && !s.write(c.Kind, s.tl.Last(), c.Body) {
 					return
 				}
 			}
@@ -482,7 +539,7 @@ func (s *Supervisor) emit(p *media.Packet, out time.Duration) {
 		}
 		s.needConfig = false
 	}
-	if !s.write(&media.Packet{Kind: p.Kind, DTS: out, Body: body}) {
+	if !s.write(p.Kind, out, body) {
 		return
 	}
 	s.lastWrite = s.cfg.Now()
@@ -510,13 +567,17 @@ func (s *Supervisor) emit(p *media.Packet, out time.Duration) {
 	}
 }
 
-// write sends one packet to the destination; on failure it drops the
-// connection and schedules a redial.
-func (s *Supervisor) write(p *media.Packet) bool {
-	if err := s.sink.WritePacket(p); err != nil {
+// write sends one packet to the destination (buffered until the loop's
+// flush); on failure it drops the connection and schedules a redial.
+func (s *Supervisor) write(kind media.Kind, dts time.Duration, body []byte) bool {
+	s.out = media.Packet{Kind: kind, DTS: dts, Body: body}
+	err := s.sink.WritePacket(&s.out)
+	s.out.Body = nil
+	if err != nil {
 		s.onSinkLost(err)
 		return false
 	}
+	s.unflushed = true
 	return true
 }
 
@@ -623,6 +684,7 @@ func (s *Supervisor) updateStats(now time.Time) {
 		s.rs.FPS = float64(s.videoFrames-s.hbFrames) / el.Seconds()
 	}
 	s.rs.BytesOut = int64(bytes)
+	s.rs.FramesDropped = s.dropped.Load()
 	s.hbAt, s.hbBytes, s.hbFrames = now, bytes, s.videoFrames
 }
 

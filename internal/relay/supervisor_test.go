@@ -70,6 +70,7 @@ type fakeSink struct {
 	packets []media.Packet
 	failAt  int
 	bytes   uint64
+	flushes int
 }
 
 func (s *fakeSink) WritePacket(p *media.Packet) error {
@@ -81,6 +82,12 @@ func (s *fakeSink) WritePacket(p *media.Packet) error {
 	}
 	s.packets = append(s.packets, media.Packet{Kind: p.Kind, DTS: p.DTS, Body: append([]byte(nil), p.Body...)})
 	s.bytes += uint64(len(p.Body))
+	return nil
+}
+func (s *fakeSink) Flush() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.flushes++
 	return nil
 }
 func (s *fakeSink) BytesWritten() uint64 { s.mu.Lock(); defer s.mu.Unlock(); return s.bytes }

@@ -55,12 +55,8 @@ func newChunkWriter(bw *bufio.Writer) *chunkWriter {
 	return &chunkWriter{bw: bw, chunkSize: 128}
 }
 
-// writeMessage writes one message and flushes it.
-//
-// One flush per message is one write syscall per audio or video frame. That
-// is a cost to revisit (coalesce an audio and a video frame, or flush on a
-// short timer) if profiles show it; it keeps latency minimal and makes a
-// write deadline apply to the message it was set for.
+// writeMessage writes one message and flushes it (control messages and
+// commands; media is buffered by Conn.WritePacket and flushed per batch).
 func (w *chunkWriter) writeMessage(csid byte, typ uint8, msid, timestamp uint32, body []byte) error {
 	if err := w.bufferMessage(csid, typ, msid, timestamp, body); err != nil {
 		return err

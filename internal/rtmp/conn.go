@@ -23,7 +23,6 @@ import (
 
 	"github.com/bluenviron/gortmplib/pkg/bytecounter"
 	"github.com/bluenviron/gortmplib/pkg/handshake"
-	"github.com/bluenviron/gortmplib/pkg/rawmessage"
 
 	"github.com/liverelay/liverelay/internal/media"
 	"github.com/liverelay/liverelay/internal/redact"
@@ -44,9 +43,11 @@ type Options struct {
 	// WriteTimeout bounds each WritePacket (and each write during setup).
 	// Default 5s.
 	WriteTimeout time.Duration
-	// ReadTimeout bounds each ReadPacket, and the whole setup (handshake,
-	// connect, createStream, play or publish) of Play and Publish unless ctx
-	// has an earlier deadline. Default 10s.
+	// ReadTimeout is how long a playing connection may receive nothing
+	// before ReadPacket fails (it may take up to a tenth longer: the
+	// deadline is renewed lazily, not on every read), and bounds the whole
+	// setup (handshake, connect, createStream, play or publish) of Play and
+	// Publish unless ctx has an earlier deadline. Default 10s.
 	ReadTimeout time.Duration
 }
 
@@ -55,6 +56,8 @@ const (
 	defaultReadTimeout  = 10 * time.Second
 
 	publishChunkSize = 65536
+	// writeBufferSize holds the messages of a batch between two flushes.
+	writeBufferSize = 64 << 10
 	// closeTimeout bounds the polite FCUnpublish/deleteStream of Close.
 	closeTimeout = time.Second
 )
@@ -88,13 +91,13 @@ const (
 // Conn is a playing or publishing RTMP connection.
 //
 // A playing Conn is read by one goroutine (ReadPacket); a publishing Conn is
-// written by one goroutine (WritePacket) and never read: servers do not need
-// our acknowledgements, and reading would race with writing. Close may be
-// called from any goroutine, at any time, to abort either.
+// written by one goroutine (WritePacket, Flush) and never read: servers do
+// not need our acknowledgements, and reading would race with writing. Close
+// may be called from any goroutine, at any time, to abort either.
 type Conn struct {
 	nconn    net.Conn
 	counter  *bytecounter.ReadWriter
-	r        *rawmessage.Reader
+	r        *chunkReader
 	w        *chunkWriter
 	opt      Options
 	what     string // "rtmp play <redacted URL>", the prefix of every error
@@ -110,10 +113,18 @@ type Conn struct {
 	haveTS  bool
 	lastTS  int64 // last timestamp, ms, unwrapped past 2^32
 	readErr error // sticky
+	// The read deadline, renewed only when less than ReadTimeout remains,
+	// and the context whose cancellation closes the connection: both are
+	// set up once, not for every packet.
+	readDeadline time.Time
+	watched      context.Context
+	stopWatch    func() bool
 
 	// publish
 	wmu      sync.Mutex
 	writeErr error // sticky
+	// writeDeadlineSet: the deadline of the pending flush is set.
+	writeDeadlineSet bool
 
 	closeOnce sync.Once
 	closeErr  error
@@ -185,8 +196,8 @@ func open(ctx context.Context, rawURL string, opt Options, publish bool) (*Conn,
 		rawURL:  rawURL,
 		publish: publish,
 	}
-	c.r = rawmessage.NewReader(c.counter, c.counter.Reader, c.sendAck)
-	c.w = newChunkWriter(bufio.NewWriterSize(c.counter, 64<<10))
+	c.r = newChunkReader(c.counter, c.sendAck)
+	c.w = newChunkWriter(bufio.NewWriterSize(c.counter, writeBufferSize))
 
 	// Closing the connection is the only way to interrupt a blocked read or
 	// write; the deadline covers a server that accepts and never answers.
@@ -203,6 +214,7 @@ func open(ctx context.Context, rawURL string, opt Options, publish bool) (*Conn,
 		return nil, fmt.Errorf("%s: %w", what, contextError(ctx, setupCtx, err))
 	}
 	nconn.SetDeadline(time.Time{})
+	c.r.beforeFill = c.renewReadDeadline
 	return c, nil
 }
 
@@ -416,14 +428,20 @@ func (c *Conn) statusError(cmd string, st status) error {
 // queueing media, which a server may send before play's onStatus).
 func (c *Conn) nextCommand() (command, error) {
 	for {
-		msg, err := c.r.Read()
+		msg, err := c.r.read()
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) || isEOF(err) {
 				return command{}, fmt.Errorf("connection closed by the server before it answered: %w", err)
 			}
 			return command{}, err
 		}
+		queued := len(c.pending)
 		cmd, isCmd, err := c.handle(msg)
+		// Media queued before play's answer outlives the next read, which
+		// reuses the message buffer: keep copies.
+		for i := queued; i < len(c.pending); i++ {
+			c.pending[i].Body = append([]byte(nil), c.pending[i].Body...)
+		}
 		if err != nil {
 			return command{}, err
 		}
@@ -451,15 +469,9 @@ func (c *Conn) ReadPacket(ctx context.Context) (*media.Packet, error) {
 	if p := c.popPending(); p != nil {
 		return p, nil
 	}
-	if ctx.Done() != nil {
-		stop := context.AfterFunc(ctx, func() { c.nconn.Close() })
-		defer stop()
-	}
-	if err := c.nconn.SetReadDeadline(time.Now().Add(c.opt.ReadTimeout)); err != nil {
-		return nil, c.failRead(ctx, err)
-	}
+	c.watch(ctx)
 	for {
-		msg, err := c.r.Read()
+		msg, err := c.r.read()
 		if err != nil {
 			return nil, c.failRead(ctx, err)
 		}
@@ -476,13 +488,42 @@ func (c *Conn) ReadPacket(ctx context.Context) (*media.Packet, error) {
 	}
 }
 
+// Buffered reports whether ReadPacket has a packet, or bytes of one, that it
+// can return without waiting for the network.
+func (c *Conn) Buffered() bool { return c.head < len(c.pending) || c.r.buffered() > 0 }
+
+// watch makes cancelling ctx close the connection, so that a blocked read
+// returns. The watch is set up once per context.
+func (c *Conn) watch(ctx context.Context) {
+	if ctx == c.watched || ctx.Done() == nil {
+		return
+	}
+	if c.stopWatch != nil {
+		c.stopWatch()
+	}
+	c.watched = ctx
+	c.stopWatch = context.AfterFunc(ctx, func() { c.nconn.Close() })
+}
+
+// renewReadDeadline runs before each read from the network of a playing
+// connection. Renewing the deadline costs a timer update, so it is renewed
+// only once less than ReadTimeout is left, to ReadTimeout plus a tenth.
+func (c *Conn) renewReadDeadline() error {
+	now := time.Now()
+	if c.readDeadline.Sub(now) >= c.opt.ReadTimeout {
+		return nil
+	}
+	c.readDeadline = now.Add(c.opt.ReadTimeout + c.opt.ReadTimeout/10)
+	return c.nconn.SetReadDeadline(c.readDeadline)
+}
+
 func (c *Conn) failRead(ctx context.Context, err error) error {
 	var ne net.Error
 	switch {
 	case ctx.Err() != nil:
 		err = ctx.Err()
 	case errors.As(err, &ne) && ne.Timeout():
-		err = fmt.Errorf("no message for %v: %w", c.opt.ReadTimeout, err)
+		err = fmt.Errorf("nothing received for %v: %w", c.opt.ReadTimeout, err)
 	case isEOF(err):
 		err = fmt.Errorf("connection closed by the server: %w", err)
 	}
@@ -520,12 +561,16 @@ func (c *Conn) popPending() *media.Packet {
 	return &c.pkt
 }
 
-// WritePacket sends one packet on a publishing connection: audio, video or
+// WritePacket queues one packet on a publishing connection: audio, video or
 // data (onMetaData is sent as @setDataFrame onMetaData, as servers expect
 // from publishers). The timestamp is p.DTS in milliseconds as a 32-bit RTMP
 // timestamp, wrapping past 2^32 ms (49.7 days) as RTMP timestamps do.
 //
-// The write must complete within WriteTimeout. Errors are sticky.
+// Packets are buffered (up to 64 KiB; a larger burst is written out as the
+// buffer fills) and sent by Flush: a batch of packets costs one syscall.
+// The body is not retained. Writing, from the first WritePacket after a
+// Flush to the end of the next Flush, must complete within WriteTimeout.
+// Errors are sticky.
 func (c *Conn) WritePacket(p *media.Packet) error {
 	if !c.publish {
 		return fmt.Errorf("%s: WritePacket on a playing connection", c.what)
@@ -551,19 +596,47 @@ func (c *Conn) WritePacket(p *media.Packet) error {
 	}
 	ts := uint32(int64(p.DTS / time.Millisecond)) // wraps modulo 2^32 on purpose
 
-	if err := c.nconn.SetWriteDeadline(time.Now().Add(c.opt.WriteTimeout)); err != nil {
-		c.writeErr = fmt.Errorf("%s: %w", c.what, err)
-		return c.writeErr
-	}
-	if err := c.w.writeMessage(csid, typ, c.streamID, ts, body); err != nil {
-		var ne net.Error
-		if errors.As(err, &ne) && ne.Timeout() {
-			err = fmt.Errorf("write stalled for %v: %w", c.opt.WriteTimeout, err)
+	if !c.writeDeadlineSet {
+		if err := c.nconn.SetWriteDeadline(time.Now().Add(c.opt.WriteTimeout)); err != nil {
+			return c.failWrite(err)
 		}
-		c.writeErr = fmt.Errorf("%s: %w", c.what, err)
-		return c.writeErr
+		c.writeDeadlineSet = true
+	}
+	if err := c.w.bufferMessage(csid, typ, c.streamID, ts, body); err != nil {
+		return c.failWrite(err)
 	}
 	return nil
+}
+
+// Flush sends the packets WritePacket queued.
+func (c *Conn) Flush() error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.writeErr != nil {
+		return c.writeErr
+	}
+	if c.w.bw.Buffered() == 0 {
+		return nil
+	}
+	if !c.writeDeadlineSet {
+		if err := c.nconn.SetWriteDeadline(time.Now().Add(c.opt.WriteTimeout)); err != nil {
+			return c.failWrite(err)
+		}
+	}
+	if err := c.w.bw.Flush(); err != nil {
+		return c.failWrite(err)
+	}
+	c.writeDeadlineSet = false
+	return nil
+}
+
+func (c *Conn) failWrite(err error) error {
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		err = fmt.Errorf("write stalled for %v: %w", c.opt.WriteTimeout, err)
+	}
+	c.writeErr = fmt.Errorf("%s: %w", c.what, err)
+	return c.writeErr
 }
 
 // BytesRead returns the number of bytes received, handshake included.
@@ -588,6 +661,9 @@ func (c *Conn) Close() error {
 			c.wmu.Unlock()
 		}
 		c.closeErr = c.nconn.Close()
+		if c.stopWatch != nil {
+			c.stopWatch()
+		}
 	})
 	return c.closeErr
 }
@@ -601,8 +677,8 @@ func (c *Conn) streamName() string {
 	return stream
 }
 
-// sendAck acknowledges received bytes; rawmessage.Reader calls it each
-// window the server asked for, from within Read, so it never races with
+// sendAck acknowledges received bytes; the chunk reader calls it each
+// window the server asked for, from within read, so it never races with
 // other writes of a playing connection.
 func (c *Conn) sendAck(count uint32) error {
 	return c.writeControl(msgAck, be32(count))

@@ -8,36 +8,31 @@ import (
 	"time"
 
 	"github.com/bluenviron/gortmplib/pkg/amf0"
-	"github.com/bluenviron/gortmplib/pkg/rawmessage"
 
 	"github.com/liverelay/liverelay/internal/media"
 )
 
 // handle processes one message from the server. It answers control
 // messages, queues media packets (play), and returns commands to the caller.
-func (c *Conn) handle(msg *rawmessage.Message) (cmd command, isCmd bool, err error) {
-	body := msg.Body
-	switch msg.Type {
+func (c *Conn) handle(msg *rtmpMessage) (cmd command, isCmd bool, err error) {
+	body := msg.body
+	switch msg.typ {
 	case msgSetChunkSize:
 		if len(body) < 4 {
 			return command{}, false, errors.New("short set chunk size message")
 		}
-		size := be32At(body) & 0x7fffffff
-		if size == 0 {
-			return command{}, false, errors.New("server set chunk size 0")
-		}
-		if err := c.r.SetChunkSize(size); err != nil {
+		if err := c.r.setChunkSize(be32At(body) & 0x7fffffff); err != nil {
 			return command{}, false, err
 		}
 
 	case msgAbort:
 		if len(body) >= 4 {
-			c.r.AbortChunkStream(be32At(body))
+			c.r.abort(be32At(body))
 		}
 
 	case msgWindowAckSize:
 		if len(body) >= 4 {
-			c.r.SetWindowAckSize(be32At(body))
+			c.r.setWindowAckSize(be32At(body))
 		}
 
 	case msgUserControl:
@@ -61,7 +56,7 @@ func (c *Conn) handle(msg *rawmessage.Message) (cmd command, isCmd bool, err err
 		}
 
 	case msgCommandAMF3, msgCommandAMF0:
-		if msg.Type == msgCommandAMF3 {
+		if msg.typ == msgCommandAMF3 {
 			// An AMF3 command message is an AMF0 one after a format byte.
 			if len(body) == 0 {
 				return command{}, false, nil
@@ -78,20 +73,20 @@ func (c *Conn) handle(msg *rawmessage.Message) (cmd command, isCmd bool, err err
 	case msgAudio, msgVideo:
 		// Empty audio/video messages carry nothing; some servers send them.
 		if len(body) > 0 {
-			c.queue(media.Kind(msg.Type), uint32(msg.Timestamp/time.Millisecond), body)
+			c.queue(media.Kind(msg.typ), msg.timestamp, body)
 		}
 
 	case msgDataAMF3, msgDataAMF0:
-		if msg.Type == msgDataAMF3 {
+		if msg.typ == msgDataAMF3 {
 			if len(body) == 0 {
 				return command{}, false, nil
 			}
 			body = body[1:]
 		}
-		return command{}, false, c.handleData(uint32(msg.Timestamp/time.Millisecond), body)
+		return command{}, false, c.handleData(msg.timestamp, body)
 
 	case msgAggregate:
-		return command{}, false, c.splitAggregate(uint32(msg.Timestamp/time.Millisecond), body)
+		return command{}, false, c.splitAggregate(msg.timestamp, body)
 	}
 	// Acknowledgements, peer bandwidth, shared objects: nothing to do.
 	return command{}, false, nil

@@ -45,7 +45,8 @@ func newTestConn(serverBytes []byte, publish bool) (*Conn, *fakeConn) {
 		started:  !publish,
 		streamID: 1,
 	}
-	c.r = rawmessage.NewReader(c.counter, c.counter.Reader, c.sendAck)
+	c.r = newChunkReader(c.counter, c.sendAck)
+	c.r.beforeFill = c.renewReadDeadline
 	c.w = newChunkWriter(bufio.NewWriter(c.counter))
 	return c, fc
 }
@@ -217,6 +218,12 @@ func TestWritePacket(t *testing.T) {
 	}
 	if err := c.WritePacket(&media.Packet{Kind: 7}); err == nil {
 		t.Error("kind 7 accepted")
+	}
+	if fc.w.Len() != 0 {
+		t.Fatalf("%d bytes written before Flush, want the batch buffered", fc.w.Len())
+	}
+	if err := c.Flush(); err != nil {
+		t.Fatal(err)
 	}
 
 	bc := bytecounter.NewReader(&fc.w)

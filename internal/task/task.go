@@ -137,6 +137,7 @@ type RunState struct {
 	BytesOut         int64
 	Reconnects       int64
 	Failovers        int64
+	FramesDropped    int64 // frames dropped because the destination was slower than the source
 	LastError        *ErrorInfo
 	ExitReason       string
 }
