@@ -18,7 +18,10 @@ import (
 	"github.com/liverelay/liverelay/internal/testpeer"
 )
 
-var relays = flag.Int("relays", 10, "relays BenchmarkLiveRelay runs at once")
+var (
+	relays = flag.Int("relays", 10, "relays BenchmarkLiveRelay runs at once")
+	batch  = flag.Duration("batch", 50*time.Millisecond, "relay.Config.Batch (the service's --relay-batch)")
+)
 
 // countingSink counts the packets written to a destination.
 type countingSink struct {
@@ -70,6 +73,7 @@ func BenchmarkLiveRelay(b *testing.B) {
 			return &countingSink{Sink: c, n: &pkts}, nil
 		},
 		Logger: slog.New(slog.DiscardHandler),
+		Batch:  *batch,
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"net/url"
 	"os"
 	"os/signal"
@@ -37,6 +38,7 @@ import (
 type serveConfig struct {
 	listen        string
 	metricsListen string
+	debugListen   string
 	dataDir       string
 	storeURL      string
 	regions       listFlag
@@ -46,6 +48,7 @@ type serveConfig struct {
 	denyNetworks  string
 	noMedia       time.Duration
 	failbackHold  time.Duration
+	relayBatch    time.Duration
 	authMode      string
 	fileRoots     listFlag
 	cbKey         string
@@ -55,11 +58,15 @@ type serveConfig struct {
 	logLevel      string
 }
 
+// relayBatchDefault trades a little latency for CPU: see docs/performance.md.
+const relayBatchDefault = 50 * time.Millisecond
+
 func serve(args []string) error {
 	cfg := serveConfig{regions: listFlag{}}
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.StringVar(&cfg.listen, "listen", "127.0.0.1:8080", "address of the API (and /healthz, /metrics)")
 	fs.StringVar(&cfg.metricsListen, "metrics-listen", "", "serve /metrics on this address instead of the API listener")
+	fs.StringVar(&cfg.debugListen, "debug-listen", "", "serve Go's profiles (/debug/pprof/) on this address, without authentication: keep it on loopback (default: off)")
 	fs.StringVar(&cfg.dataDir, "data-dir", "./liverelay-data", "directory of the store and the bootstrap credentials (created if absent)")
 	fs.StringVar(&cfg.storeURL, "store", "", storeUsage)
 	fs.Var(&cfg.regions, "region", "comma-separated regions this node serves; the first is the default region of new projects (default local)")
@@ -69,6 +76,7 @@ func serve(args []string) error {
 	fs.StringVar(&cfg.denyNetworks, "deny-networks", "", "comma-separated CIDRs that sources and callbacks may not reach, besides link-local, unspecified and multicast (e.g. 10.0.0.0/8,127.0.0.0/8)")
 	fs.DurationVar(&cfg.noMedia, "no-media-timeout", 3*time.Second, "a source that sends no media for this long is interrupted")
 	fs.DurationVar(&cfg.failbackHold, "failback-hold", 5*time.Second, "how long a recovered primary must deliver media before the task switches back to it")
+	fs.DurationVar(&cfg.relayBatch, "relay-batch", relayBatchDefault, "how long a relay gathers frames before writing them on: fewer syscalls and wakeups per frame, for that much added latency (0: every frame at once)")
 	fs.Var(&cfg.fileRoots, "allow-file-root", "a directory whose files PullVodPushLive tasks may play as file:// URLs (repeatable, or comma-separated); none: file:// is refused")
 	fs.StringVar(&cfg.authMode, "auth", "iam", "authentication: iam (AK/SK signatures and tokens) or none (every request is its project's root user; trusted networks only)")
 	fs.StringVar(&cfg.cbKey, "callback-signing-key", "", "server-wide key for X-Liverelay-Signature on callbacks (a project's own key wins); empty: unsigned unless the project has one")
@@ -94,6 +102,9 @@ func serve(args []string) error {
 	}
 	if cfg.maxWindow <= 0 {
 		return fmt.Errorf("--max-window must be positive, got %s", cfg.maxWindow)
+	}
+	if cfg.relayBatch < 0 || cfg.relayBatch > time.Second {
+		return fmt.Errorf("--relay-batch must be between 0 and 1s, got %s", cfg.relayBatch)
 	}
 	domains, err := loadDomains(cfg.domainsFile)
 	if err != nil {
@@ -152,6 +163,7 @@ func serve(args []string) error {
 	relayCfg := relay.Config{
 		NoMediaTimeout: cfg.noMedia,
 		HoldTime:       cfg.failbackHold,
+		Batch:          cfg.relayBatch,
 		Redact:         redact.URL,
 		Logger:         log,
 		OpenSource: func(ctx context.Context, rawURL string) (media.Source, error) {
@@ -223,6 +235,9 @@ func serve(args []string) error {
 		mm := http.NewServeMux()
 		mm.Handle("GET /metrics", metricsHandler)
 		servers = append(servers, &http.Server{Addr: cfg.metricsListen, Handler: mm, ReadHeaderTimeout: 10 * time.Second})
+	}
+	if cfg.debugListen != "" {
+		servers = append(servers, &http.Server{Addr: cfg.debugListen, Handler: pprofHandler(), ReadHeaderTimeout: 10 * time.Second})
 	}
 	var listeners []net.Listener
 	for _, srv := range servers {
@@ -345,4 +360,16 @@ func loadDomains(path string) (map[string]task.Domain, error) {
 		out[key] = d
 	}
 	return out, nil
+}
+
+// pprofHandler serves the runtime's profiles, as net/http/pprof registers
+// them, on a mux of its own (never on the API's).
+func pprofHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	return mux
 }
