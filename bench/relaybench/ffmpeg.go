@@ -27,6 +27,9 @@ func clipArgs(seconds int) []string {
 	}
 }
 
+// clipGOP is the clip's keyframe interval: 60 frames at 30 fps.
+const clipGOP = 2 * time.Second
+
 // sourceClip returns the clip, encoding it once per machine into the
 // temporary directory (write, then rename: a concurrent run never reads half
 // a file).
@@ -82,4 +85,23 @@ func ffmpegRelay(ps *procs, src, dst string, inputArgs ...string) (*proc, error)
 	args := []string{"-nostdin", "-hide_banner", "-loglevel", "error"}
 	args = append(append(args, inputArgs...), "-i", src, "-c", "copy", "-f", "flv", dst)
 	return ps.start("ffmpeg relay", nil, "ffmpeg", args...)
+}
+
+// serveFLV serves the clip in a loop, in real time, as HTTP-FLV at url
+// (http://127.0.0.1:PORT/live.flv): ffmpeg's HTTP server, which takes one
+// client and exits when it leaves.
+func serveFLV(ps *procs, clip, url string) (*proc, error) {
+	return ps.start("ffmpeg serve flv", nil, "ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error",
+		"-re", "-stream_loop", "-1", "-i", clip, "-c", "copy", "-f", "flv", "-listen", "1", url)
+}
+
+// publishHLS writes the clip in a loop, in real time, as a live HLS
+// playlist (dir/index.m3u8, six segments listed, older ones deleted).
+// -hls_time 1 asks for 1 s segments, but a copied stream is cut only at its
+// keyframes: the segments are one GOP of the clip.
+func publishHLS(ps *procs, clip, dir string) (*proc, error) {
+	return ps.start("ffmpeg publish hls", nil, "ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error",
+		"-re", "-stream_loop", "-1", "-i", clip, "-c", "copy",
+		"-f", "hls", "-hls_time", "1", "-hls_list_size", "6", "-hls_flags", "delete_segments",
+		filepath.Join(dir, "index.m3u8"))
 }

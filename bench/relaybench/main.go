@@ -15,7 +15,11 @@
 //     moment; time until the first video frame at each destination;
 //   - failover: a task with a backup and an ffmpeg restarted on the backup
 //     when it exits read one primary, which is killed; the pause between
-//     the primary's last frame and the backup's first at each destination;
+//     the primary's last frame and the backup's first at each destination,
+//     per kind of primary (--failover-kinds): RTMP (published to the source
+//     nginx), HTTP-FLV (ffmpeg's HTTP server) and HLS (ffmpeg's HLS muxer,
+//     served by the source nginx; liverelay only), the backup always the
+//     RTMP source stream;
 //   - api: create calls at a fixed rate (open loop) into an empty store,
 //     then list calls in the project that now holds those tasks.
 //
@@ -33,6 +37,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -54,17 +59,21 @@ type config struct {
 	scenarios   map[string]bool
 	timeout     time.Duration
 	keep        bool
+
+	// failoverKinds are the kinds of primary of the failover scenario.
+	failoverKinds []string
 }
 
 func parseConfig() config {
 	var c config
-	var scen string
+	var scen, kinds string
 	flag.IntVar(&c.n, "n", 20, "live relays held by liverelay in the steady scenario")
 	flag.IntVar(&c.ffmpegN, "ffmpeg-n", 0, "ffmpeg relays run beside them (0: min(n, 20))")
 	flag.DurationVar(&c.window, "window", 30*time.Second, "measurement window of the steady scenario")
 	flag.DurationVar(&c.warmup, "warmup", 5*time.Second, "time every relay runs before the window opens")
 	flag.IntVar(&c.starts, "starts", 5, "start-latency trials")
-	flag.IntVar(&c.failovers, "failovers", 3, "failover trials")
+	flag.IntVar(&c.failovers, "failovers", 3, "failover trials per kind of primary")
+	flag.StringVar(&kinds, "failover-kinds", strings.Join(failoverKinds, ","), "kinds of primary killed in the failover scenario")
 	flag.IntVar(&c.createRate, "create-rate", 500, "create calls per second in the api scenario")
 	flag.IntVar(&c.createTasks, "create-tasks", 10000, "create calls in the api scenario (the project then lists that many tasks)")
 	flag.IntVar(&c.listCalls, "list-calls", 200, "list calls per page shape in the api scenario")
@@ -86,6 +95,16 @@ func parseConfig() config {
 		case "":
 		default:
 			fmt.Fprintf(os.Stderr, "relaybench: unknown scenario %q (steady, start, failover, api)\n", s)
+			os.Exit(2)
+		}
+	}
+	for _, k := range strings.Split(kinds, ",") {
+		switch k = strings.TrimSpace(k); {
+		case slices.Contains(failoverKinds, k) && !slices.Contains(c.failoverKinds, k):
+			c.failoverKinds = append(c.failoverKinds, k)
+		case k == "" || slices.Contains(c.failoverKinds, k):
+		default:
+			fmt.Fprintf(os.Stderr, "relaybench: unknown failover kind %q (%s)\n", k, strings.Join(failoverKinds, ", "))
 			os.Exit(2)
 		}
 	}
@@ -160,7 +179,8 @@ func run(ctx context.Context, cfg config) (err error) {
 	if b.clip, err = sourceClip(ctx, b.ps, cfg.clipSeconds); err != nil {
 		return err
 	}
-	maxConns := 2*(cfg.n+cfg.ffmpegN) + 4*(cfg.starts+cfg.failovers) + 64
+	failovers := cfg.failovers * len(cfg.failoverKinds)
+	maxConns := 2*(cfg.n+cfg.ffmpegN) + 4*(cfg.starts+failovers) + 64
 	if b.src, err = startNginx(ctx, b.ps, "src", dir+"/nginx-src", maxConns); err != nil {
 		return err
 	}
@@ -176,7 +196,7 @@ func run(ctx context.Context, cfg config) (err error) {
 
 	if cfg.scenarios["steady"] || cfg.scenarios["start"] || cfg.scenarios["failover"] {
 		logf("starting liverelay (relays)")
-		if b.svc, err = startService(ctx, b.ps, b.bin, dir+"/liverelay-relays", "--task-quota", fmt.Sprint(cfg.n+cfg.starts+cfg.failovers+100)); err != nil {
+		if b.svc, err = startService(ctx, b.ps, b.bin, dir+"/liverelay-relays", "--task-quota", fmt.Sprint(cfg.n+cfg.starts+failovers+100)); err != nil {
 			return err
 		}
 		if cfg.scenarios["steady"] {

@@ -19,7 +19,9 @@ import (
 const nginxModule = "/usr/lib/nginx/modules/ngx_rtmp_module.so"
 
 // nginx is one nginx-rtmp, a single process (no master), listening on free
-// ports of 127.0.0.1, with every file under dir.
+// ports of 127.0.0.1, with every file under dir. Its HTTP port also serves
+// dir/html/hls at /hls/: the playlists and segments of the HLS primaries of
+// the failover scenario.
 type nginx struct {
 	name     string
 	dir      string
@@ -41,7 +43,7 @@ func startNginx(ctx context.Context, ps *procs, name, dir string, maxConns int) 
 	if _, err := os.Stat(nginxModule); err != nil {
 		return nil, fmt.Errorf("nginx RTMP module missing (apt-get install libnginx-mod-rtmp): %w", err)
 	}
-	for _, sub := range []string{"logs", "temp"} {
+	for _, sub := range []string{"logs", "temp", "html/hls"} {
 		if err := os.MkdirAll(filepath.Join(dir, sub), 0o755); err != nil {
 			return nil, err
 		}
@@ -146,21 +148,37 @@ rtmp {
 http {
     access_log off;
 %[7]s
+    default_type application/octet-stream;
+    types {
+        video/mp2t ts;
+        application/vnd.apple.mpegurl m3u8;
+    }
+
     server {
         listen 127.0.0.1:%[8]d;
         location = /stat {
             rtmp_stat all;
+        }
+        location /hls/ {
+            root %[9]s;
         }
     }
 }
 `, nginxModule, 2*maxConns+64, filepath.Join(n.dir, "nginx.pid"), filepath.Join(n.dir, "logs", "error.log"),
 		maxConns+64, n.rtmpPort,
 		temp("client_body")+temp("proxy")+temp("fastcgi")+temp("uwsgi")+temp("scgi"),
-		n.httpPort)
+		n.httpPort, filepath.Join(n.dir, "html"))
 }
 
 func (n *nginx) url(stream string) string {
 	return fmt.Sprintf("rtmp://127.0.0.1:%d/live/%s", n.rtmpPort, stream)
+}
+
+// hlsDir is the directory served at /hls/name/.
+func (n *nginx) hlsDir(name string) string { return filepath.Join(n.dir, "html", "hls", name) }
+
+func (n *nginx) hlsURL(name string) string {
+	return fmt.Sprintf("http://127.0.0.1:%d/hls/%s/index.m3u8", n.httpPort, name)
 }
 
 var statHTTP = &http.Client{Timeout: 5 * time.Second}

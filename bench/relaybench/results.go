@@ -125,12 +125,22 @@ func medianMax(ds []time.Duration) string {
 	return s
 }
 
+// signedMedianMax formats the median and the maximum of durations that may
+// be negative (before the moment they are counted from).
+func signedMedianMax(ds []time.Duration) string {
+	if len(ds) == 0 {
+		return "never"
+	}
+	f := func(d time.Duration) string { return fmt.Sprintf("%+d ms", d.Milliseconds()) }
+	return fmt.Sprintf("%s (max %s)", f(quantile(ds, .5)), f(quantile(ds, 1)))
+}
+
 func (r *results) print(w io.Writer) {
 	fmt.Fprintf(w, "\nmachine: %s\n", r.machine)
 	fmt.Fprintf(w, "date: %s; load average at start %s, at end %s\n", time.Now().UTC().Format("2006-01-02 15:04 UTC"), r.loadStart, r.loadEnd)
 	c := r.cfg
-	fmt.Fprintf(w, "run: --n %d --ffmpeg-n %d --window %v --warmup %v --starts %d --failovers %d --create-rate %d --create-tasks %d\n\n",
-		c.n, c.ffmpegN, c.window, c.warmup, c.starts, c.failovers, c.createRate, c.createTasks)
+	fmt.Fprintf(w, "run: --n %d --ffmpeg-n %d --window %v --warmup %v --starts %d --failovers %d --failover-kinds %s --create-rate %d --create-tasks %d\n\n",
+		c.n, c.ffmpegN, c.window, c.warmup, c.starts, c.failovers, strings.Join(c.failoverKinds, ","), c.createRate, c.createTasks)
 
 	fmt.Fprintln(w, "| measure | liverelay | ffmpeg (one process per relay) | goal |")
 	fmt.Fprintln(w, "|---|---|---|---|")
@@ -180,30 +190,8 @@ func (r *results) print(w io.Writer) {
 			medianMax(pick(func(t startTrial) time.Duration { return t.ffKey })), "")
 		row("start: the create call itself", medianMax(pick(func(t startTrial) time.Duration { return t.create })), "", "")
 	}
-	if len(r.failovers) > 0 {
-		pick := func(f func(failoverTrial) time.Duration) []time.Duration {
-			var out []time.Duration
-			for _, t := range r.failovers {
-				out = append(out, f(t))
-			}
-			return out
-		}
-		rejoined := 0
-		for _, t := range r.failovers {
-			if t.ffRejoined {
-				rejoined++
-			}
-		}
-		row(fmt.Sprintf("failover: primary's last frame → backup's first frame at the destination, median (max) of %d", len(r.failovers)),
-			medianMax(pick(func(t failoverTrial) time.Duration { return t.lr })),
-			medianMax(pick(func(t failoverTrial) time.Duration { return t.ff }))+
-				fmt.Sprintf("; the viewer was disconnected in %d of %d", rejoined, len(r.failovers)), "")
-		row("failover: → first keyframe",
-			medianMax(pick(func(t failoverTrial) time.Duration { return t.lrKey })),
-			medianMax(pick(func(t failoverTrial) time.Duration { return t.ffKey })), "")
-		row("failover: the ffmpeg on the primary exited (-rw_timeout 3s), after the kill", "",
-			medianMax(pick(func(t failoverTrial) time.Duration { return t.ffExit })), "")
-		row("failover: output DTS step across the pause", medianMax(pick(func(t failoverTrial) time.Duration { return t.lrDTS })), "", "≈ the pause")
+	for _, kind := range c.failoverKinds {
+		r.printFailovers(row, kind)
 	}
 	if a := r.api; a != nil {
 		p99 := quantile(a.createLat, .99)
@@ -236,4 +224,64 @@ func (r *results) print(w io.Writer) {
 		row("messages the source nginx dropped for slow players", fmt.Sprint(s.dropped))
 		row(fmt.Sprintf("machine busy, all %d CPUs, every program included", runtime.NumCPU()), pct(s.machineBusy))
 	}
+}
+
+// printFailovers writes the rows of the failover trials of one kind of
+// primary. The goal is the issue's: the gap at most the detection time of
+// the kind plus one GOP of the backup.
+func (r *results) printFailovers(row func(...string), kind string) {
+	var trials []failoverTrial
+	for _, t := range r.failovers {
+		if t.kind == kind {
+			trials = append(trials, t)
+		}
+	}
+	if len(trials) == 0 {
+		return
+	}
+	pick := func(f func(failoverTrial) time.Duration) []time.Duration {
+		var out []time.Duration
+		for _, t := range trials {
+			out = append(out, f(t))
+		}
+		return out
+	}
+	k := describeKind(kind)
+	lrGaps := pick(func(t failoverTrial) time.Duration { return t.lr })
+	bound := k.detection + clipGOP
+	met := !slices.Contains(lrGaps, 0) && quantile(lrGaps, 1) <= bound
+	ffGap, ffKey, ffExit := "not compared (ffmpeg: RTMP and HTTP-FLV primaries only)", "", ""
+	if k.ffmpeg {
+		rejoined := 0
+		for _, t := range trials {
+			if t.ffRejoined {
+				rejoined++
+			}
+		}
+		ffGap = medianMax(pick(func(t failoverTrial) time.Duration { return t.ff })) +
+			fmt.Sprintf("; the viewer was disconnected in %d of %d", rejoined, len(trials))
+		ffKey = medianMax(pick(func(t failoverTrial) time.Duration { return t.ffKey }))
+		ffExit = "exited " + medianMax(pick(func(t failoverTrial) time.Duration { return t.ffExit })) +
+			fmt.Sprintf(" (-rw_timeout %v)", noMediaTimeout)
+	}
+	row(fmt.Sprintf("failover, %s: its last frame → the backup's first frame at the destination, median (max) of %d", k.title, len(trials)),
+		medianMax(lrGaps), ffGap,
+		fmt.Sprintf("≤ detection %v + one GOP %v = %v: %s", k.detection, clipGOP, bound, verdict(met)))
+	row(fmt.Sprintf("failover, %s: → first keyframe", kind),
+		medianMax(pick(func(t failoverTrial) time.Duration { return t.lrKey })), ffKey, "")
+	var tails []time.Duration
+	for _, t := range trials {
+		if t.lrTailOK {
+			tails = append(tails, t.lrTail)
+		}
+	}
+	how := "detection: " + k.how
+	if kind == kindHLS {
+		how += fmt.Sprintf("; segments of %v (one GOP: a copied stream is cut at keyframes)", trials[0].segment)
+	}
+	row(fmt.Sprintf("failover, %s: after the kill, the loss noticed (liverelay: its \"source interrupted\" log line; ffmpeg: the process on the primary exited), and the primary's last frame at the destination", kind),
+		"noticed "+medianMax(pick(func(t failoverTrial) time.Duration { return t.lrDetect }))+"; last frame "+signedMedianMax(tails),
+		ffExit, how)
+	row(fmt.Sprintf("failover, %s: output DTS step across the pause", kind),
+		medianMax(pick(func(t failoverTrial) time.Duration { return t.lrDTS })), "", "≈ the pause")
 }

@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -174,6 +175,7 @@ type taskInfo struct {
 	FramesOut int64   `json:"frames_out"`
 	Failovers int64   `json:"failovers"`
 	Reconnect int64   `json:"reconnects"`
+	OnBackup  bool    `json:"on_backup"`
 }
 
 type listPage struct {
@@ -194,6 +196,37 @@ func (s *service) list(ctx context.Context, offset, limit int) (listPage, error)
 		return page, fmt.Errorf("list: %w", err)
 	}
 	return page, nil
+}
+
+// show returns one task.
+func (s *service) show(ctx context.Context, id string) (taskInfo, error) {
+	var page listPage
+	status, b, err := s.do(ctx, http.MethodGet, s.taskPath()+"?task_id="+id, nil)
+	if err != nil {
+		return taskInfo{}, fmt.Errorf("show: %w", err)
+	}
+	if status != http.StatusOK || json.Unmarshal(b, &page) != nil || len(page.TaskInfos) == 0 {
+		return taskInfo{}, fmt.Errorf("show: %d %s", status, b)
+	}
+	return page.TaskInfos[0], nil
+}
+
+// loggedAt returns the time of the first line of the service's log (text
+// format) with msg and task_id=id at or after since, zero if none. The log
+// is the one clock of when liverelay noticed something.
+func (s *service) loggedAt(id, msg string, since time.Time) time.Time {
+	// The log's times have milliseconds.
+	since = since.Truncate(time.Millisecond)
+	for line := range strings.Lines(s.proc.output()) {
+		if !strings.Contains(line, `msg="`+msg+`"`) || !slices.Contains(strings.Fields(line), "task_id="+id) {
+			continue
+		}
+		stamp, _, _ := strings.Cut(strings.TrimPrefix(line, "time="), " ")
+		if t, err := time.Parse(time.RFC3339Nano, stamp); err == nil && !t.Before(since) {
+			return t
+		}
+	}
+	return time.Time{}
 }
 
 // listAll pages through every task.
