@@ -25,6 +25,10 @@
 // Every commit is durable when it returns: Open refuses a server or session
 // with fsync or synchronous_commit off.
 //
+// Every create, update and delete of a task announces itself (NOTIFY, sent
+// at commit) to the nodes that listen (ListenChanges), so the node running
+// the task hears of it at once, whichever node served the call.
+//
 // The schema has its own history (migrations/), applied by Open under a
 // session advisory lock, so nodes that start together apply it once.
 package postgres
