@@ -106,11 +106,9 @@ type Cluster interface {
 	ReleaseLeases(ctx context.Context, leases []Lease) error
 
 	// ClaimDueEvents is DueEvents for one of several deliverers: it
-	// returns the due events it claimed for nodeID, for ttl by the store's
-	// clock, skipping events another node holds a claim on. With retries,
-	// only events tried before; without, only fresh ones. Each carries its
-	// ClaimToken.
-	ClaimDueEvents(ctx context.Context, nodeID string, now time.Time, limit int, retries bool, ttl time.Duration) ([]Event, error)
+	// returns the due events it claimed (see EventClaim), skipping events
+	// another node holds a claim on. Each carries its ClaimToken.
+	ClaimDueEvents(ctx context.Context, c EventClaim) ([]Event, error)
 	// MarkDeliveredClaimed and MarkFailedClaimed are MarkDelivered and
 	// MarkFailed under the claim with that token, which they end;
 	// ErrLeaseLost when the claim is no longer that one.
@@ -121,4 +119,17 @@ type Cluster interface {
 	// one included) until ctx is done or the connection fails; it returns
 	// the reason. Changes announced while nobody listened are not replayed.
 	ListenChanges(ctx context.Context, ready func(), fn func(Change)) error
+}
+
+// EventClaim says which due events ClaimDueEvents claims.
+type EventClaim struct {
+	NodeID string
+	Now    time.Time // due: NextAttemptAt not after Now
+	Limit  int
+	// Retries: only events tried before; else only fresh ones.
+	Retries bool
+	// SkipTasks are tasks whose events not to claim (the deliverer is busy
+	// with them: it could not start their next event now).
+	SkipTasks []string
+	TTL       time.Duration // how long the claim lasts, by the store's clock
 }

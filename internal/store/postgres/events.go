@@ -188,6 +188,7 @@ const claimDueEventsQuery = `WITH c AS (
 		WHERE e.delivered_at IS NULL AND NOT e.gave_up AND e.next_attempt_at <= $1
 		  AND (e.attempts > 0) = $3
 		  AND (e.claim_owner IS NULL OR e.claim_expires_at <= now())
+		  AND e.task_id <> ALL($6::text[])
 		  AND NOT EXISTS (SELECT 1 FROM events p
 			WHERE p.task_id = e.task_id AND p.seq < e.seq AND p.delivered_at IS NULL AND NOT p.gave_up)
 		ORDER BY e.attempts, e.next_attempt_at, e.task_id
@@ -200,13 +201,13 @@ const claimDueEventsQuery = `WITH c AS (
 	RETURNING ` + eventColumns + `, e.claim_token`
 
 // ClaimDueEvents implements store.Cluster.
-func (s *Store) ClaimDueEvents(ctx context.Context, nodeID string, now time.Time, limit int, retries bool, ttl time.Duration) ([]store.Event, error) {
-	if limit <= 0 {
+func (s *Store) ClaimDueEvents(ctx context.Context, c store.EventClaim) ([]store.Event, error) {
+	if c.Limit <= 0 {
 		return nil, nil
 	}
 	var evs []store.Event
 	err := s.write(ctx, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, claimDueEventsQuery, timeArg(now), limit, retries, nodeID, ms(ttl))
+		rows, err := tx.Query(ctx, claimDueEventsQuery, timeArg(c.Now), c.Limit, c.Retries, c.NodeID, ms(c.TTL), listArg(c.SkipTasks))
 		if err != nil {
 			return err
 		}
@@ -221,7 +222,7 @@ func (s *Store) ClaimDueEvents(ctx context.Context, nodeID string, now time.Time
 		return err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("postgres: claim due events for node %s: %w", nodeID, err)
+		return nil, fmt.Errorf("postgres: claim due events for node %s: %w", c.NodeID, err)
 	}
 	// RETURNING keeps no order: put back the one DueEvents promises.
 	slices.SortFunc(evs, func(a, b store.Event) int {

@@ -485,14 +485,14 @@ func TestClaimDueEvents(t *testing.T) {
 		slices.Sort(out)
 		return out
 	}
-	claimed, err := a.ClaimDueEvents(ctx, "node-a", at, 10, false, 30*time.Millisecond)
+	claimed, err := a.ClaimDueEvents(ctx, store.EventClaim{NodeID: "node-a", Now: at, Limit: 10, Retries: false, TTL: 30 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got := ids(claimed); !slices.Equal(got, []string{"e1", "f1"}) {
 		t.Fatalf("node a claimed %v, want the heads e1 and f1", got)
 	}
-	if other, err := b.ClaimDueEvents(ctx, "node-b", at, 10, false, testTTL); err != nil || len(other) != 0 {
+	if other, err := b.ClaimDueEvents(ctx, store.EventClaim{NodeID: "node-b", Now: at, Limit: 10, Retries: false, TTL: testTTL}); err != nil || len(other) != 0 {
 		t.Fatalf("node b claimed %v (%v) while node a holds them", ids(other), err)
 	}
 	var e1, f1 store.Event
@@ -509,7 +509,7 @@ func TestClaimDueEvents(t *testing.T) {
 	}
 	time.Sleep(60 * time.Millisecond) // both claims expire
 	// b takes f1 over; a's outcome for it no longer counts.
-	again, err := b.ClaimDueEvents(ctx, "node-b", at, 10, false, testTTL)
+	again, err := b.ClaimDueEvents(ctx, store.EventClaim{NodeID: "node-b", Now: at, Limit: 10, Retries: false, TTL: testTTL})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -535,11 +535,14 @@ func TestClaimDueEvents(t *testing.T) {
 		}
 	}
 	// e2 is the head of t0 now; f1 waits among the retries.
-	fresh, err := a.ClaimDueEvents(ctx, "node-a", at, 10, false, testTTL)
+	if skipped, err := a.ClaimDueEvents(ctx, store.EventClaim{NodeID: "node-a", Now: at, Limit: 10, SkipTasks: []string{"t0"}, TTL: testTTL}); err != nil || len(skipped) != 0 {
+		t.Fatalf("claim skipping t0: %v, %v; want nothing", ids(skipped), err)
+	}
+	fresh, err := a.ClaimDueEvents(ctx, store.EventClaim{NodeID: "node-a", Now: at, Limit: 10, Retries: false, TTL: testTTL})
 	if err != nil || !slices.Equal(ids(fresh), []string{"e2"}) {
 		t.Fatalf("fresh events after e1's delivery: %v, %v; want e2", ids(fresh), err)
 	}
-	retries, err := a.ClaimDueEvents(ctx, "node-a", at, 10, true, testTTL)
+	retries, err := a.ClaimDueEvents(ctx, store.EventClaim{NodeID: "node-a", Now: at, Limit: 10, Retries: true, TTL: testTTL})
 	if err != nil || !slices.Equal(ids(retries), []string{"f1"}) || retries[0].Attempts != 1 || retries[0].LastError != "receiver answered 500" {
 		t.Fatalf("retries: %+v, %v; want f1 tried once", retries, err)
 	}
@@ -573,7 +576,7 @@ func TestClaimDueEventsRace(t *testing.T) {
 		wg.Go(func() {
 			<-start
 			for range 3 {
-				evs, err := nodes[c%2].ClaimDueEvents(ctx, fmt.Sprintf("node-%d", c), clusterNow, 2, false, testTTL)
+				evs, err := nodes[c%2].ClaimDueEvents(ctx, store.EventClaim{NodeID: fmt.Sprintf("node-%d", c), Now: clusterNow, Limit: 2, TTL: testTTL})
 				if err != nil {
 					t.Error(err)
 					return
