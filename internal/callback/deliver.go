@@ -343,7 +343,17 @@ func (d *Deliverer) attempt(ctx context.Context, ev store.Event) outcome {
 	o := outcome{taskID: ev.TaskID, retry: ev.Attempts > 0}
 	err := d.send(ctx, &ev)
 	if err != nil && ctx.Err() != nil {
-		return o // shutting down: not an attempt that counts
+		// Shutting down: not an attempt that counts. On a shared outbox,
+		// give the event back, so another node sends it now rather than
+		// when the claim expires.
+		if d.opt.Claims != nil {
+			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), storeTimeout)
+			if err := d.opt.Claims.ReleaseEventClaim(rctx, ev.ID, ev.ClaimToken); err != nil {
+				d.log.Warn("release callback event claim", "event_id", ev.ID, "task_id", ev.TaskID, "err", err)
+			}
+			cancel()
+		}
+		return o
 	}
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), storeTimeout)
 	defer cancel()

@@ -114,6 +114,9 @@ type Cluster interface {
 	// ErrLeaseLost when the claim is no longer that one.
 	MarkDeliveredClaimed(ctx context.Context, id string, token int64, at time.Time) error
 	MarkFailedClaimed(ctx context.Context, id string, token int64, attempts int, next time.Time, lastErr string, gaveUp bool) error
+	// ReleaseEventClaim ends the claim with that token without an outcome
+	// (the deliverer stops): the event is due to any node again.
+	ReleaseEventClaim(ctx context.Context, id string, token int64) error
 
 	// ListenChanges calls fn with every Change announced (by any node, this
 	// one included) until ctx is done or the connection fails; it returns

@@ -275,3 +275,16 @@ func (s *Store) MarkFailedClaimed(ctx context.Context, id string, token int64, a
 	}
 	return nil
 }
+
+// ReleaseEventClaim implements store.Cluster.
+func (s *Store) ReleaseEventClaim(ctx context.Context, id string, token int64) error {
+	err := s.write(ctx, func(tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, `UPDATE events SET claim_owner = NULL, claim_expires_at = NULL
+			WHERE id = $1 AND claim_token = $2`, id, token)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("postgres: release claim %d of event %s: %w", token, id, err)
+	}
+	return nil
+}

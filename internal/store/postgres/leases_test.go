@@ -535,6 +535,20 @@ func TestClaimDueEvents(t *testing.T) {
 		}
 	}
 	// e2 is the head of t0 now; f1 waits among the retries.
+	// A claim given back without an outcome makes the event due at once.
+	held, err := b.ClaimDueEvents(ctx, store.EventClaim{NodeID: "node-b", Now: at, Limit: 10, TTL: testTTL})
+	if err != nil || !slices.Equal(ids(held), []string{"e2"}) {
+		t.Fatalf("claim of e2: %v, %v", ids(held), err)
+	}
+	if err := b.ReleaseEventClaim(ctx, "e2", held[0].ClaimToken-1); err != nil {
+		t.Fatal(err)
+	}
+	if again, _ := a.ClaimDueEvents(ctx, store.EventClaim{NodeID: "node-a", Now: at, Limit: 10, TTL: testTTL}); len(again) != 0 {
+		t.Fatalf("a release under an old token freed %v", ids(again))
+	}
+	if err := b.ReleaseEventClaim(ctx, "e2", held[0].ClaimToken); err != nil {
+		t.Fatal(err)
+	}
 	if skipped, err := a.ClaimDueEvents(ctx, store.EventClaim{NodeID: "node-a", Now: at, Limit: 10, SkipTasks: []string{"t0"}, TTL: testTTL}); err != nil || len(skipped) != 0 {
 		t.Fatalf("claim skipping t0: %v, %v; want nothing", ids(skipped), err)
 	}
