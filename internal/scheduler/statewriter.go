@@ -28,7 +28,14 @@ type stateWriter struct {
 	mu      sync.Mutex
 	pending map[pendingKey]*pendingState
 	signal  chan struct{}
+
+	// While the store is out of reach every heartbeat of every task fails:
+	// one error is logged per errorLogEvery, with the count of the others.
+	lastErrLog time.Time
+	unlogged   int
 }
+
+const errorLogEvery = 5 * time.Second
 
 // pendingKey keeps the writes of two leases of one task apart (the node
 // lost a lease and claimed the task again before the first was written).
@@ -107,7 +114,12 @@ func (w *stateWriter) flush() {
 			w.log.Warn("run state not stored: the lease is gone", "task_id", p.rs.TaskID, "token", p.lease.Token, "events", len(p.events))
 			w.lost(p.lease)
 		case err != nil:
-			w.log.Error("store run state", "task_id", p.rs.TaskID, "events", len(p.events), "err", err)
+			if time.Since(w.lastErrLog) < errorLogEvery {
+				w.unlogged++
+				continue
+			}
+			w.log.Error("store run state", "task_id", p.rs.TaskID, "events", len(p.events), "err", err, "failures_not_logged", w.unlogged)
+			w.lastErrLog, w.unlogged = time.Now(), 0
 		default:
 			events = events || len(p.events) > 0
 		}
