@@ -442,7 +442,9 @@ func (s *Scheduler) claim(ctx context.Context, want *claims, now time.Time) time
 		}
 		for _, g := range grants {
 			delete(s.freeSince, g.Lease.TaskID)
-			s.startClaimed(byID(want.run, g.Lease.TaskID), g, sent)
+			if t := byID(want.run, g.Lease.TaskID); t != nil {
+				s.startClaimed(t, g, sent)
+			}
 		}
 		if len(grants) < len(cands) {
 			// Left to other nodes, the fair share says; if none takes them
@@ -460,19 +462,23 @@ func (s *Scheduler) claim(ctx context.Context, want *claims, now time.Time) time
 			s.log.Error("claim tasks at rest", "err", err)
 		}
 		for _, g := range grants {
-			s.settle(byID(want.rest, g.Lease.TaskID), g, now)
+			if t := byID(want.rest, g.Lease.TaskID); t != nil {
+				s.settle(t, g, now)
+			}
 		}
 	}
 	return next
 }
 
+// byID returns the task of tasks with that ID, nil if none (a grant for a
+// task not asked for, which Leases never makes; it then expires unused).
 func byID(tasks []*task.Task, id string) *task.Task {
 	for _, t := range tasks {
 		if t.ID == id {
 			return t
 		}
 	}
-	panic("scheduler: a lease was granted for a task not asked for: " + id)
+	return nil
 }
 
 // startClaimed starts a task this node has just claimed, from the state

@@ -76,20 +76,24 @@ func (w *stateWriter) put(rs task.RunState, ev *store.Event, l store.Lease, rele
 	}
 }
 
-// run writes queued states until ctx is done, then writes what is left.
+// run writes queued states until ctx is done, then writes what is left,
+// within one writeTimeout in all: a node shutting down while the store is
+// away does not wait a timeout per task.
 func (w *stateWriter) run(ctx context.Context) {
 	for {
 		select {
 		case <-ctx.Done():
-			w.flush()
+			w.flush(time.Now().Add(writeTimeout))
 			return
 		case <-w.signal:
-			w.flush()
+			w.flush(time.Time{})
 		}
 	}
 }
 
-func (w *stateWriter) flush() {
+// flush writes what is queued, each write within writeTimeout and all of
+// them before deadline, when it is not zero.
+func (w *stateWriter) flush(deadline time.Time) {
 	w.mu.Lock()
 	batch := make([]*pendingState, 0, len(w.pending))
 	for _, p := range w.pending {
@@ -106,7 +110,11 @@ func (w *stateWriter) flush() {
 	})
 	events := false
 	for _, p := range batch {
-		ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
+		until := time.Now().Add(writeTimeout)
+		if !deadline.IsZero() && deadline.Before(until) {
+			until = deadline
+		}
+		ctx, cancel := context.WithDeadline(context.Background(), until)
 		err := w.write(ctx, p)
 		cancel()
 		switch {
