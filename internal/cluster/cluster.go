@@ -12,7 +12,6 @@ package cluster
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"slices"
 	"time"
@@ -192,11 +191,11 @@ func share(nodes []store.Node, self store.Node, load int, ttl time.Duration, reg
 	return mine
 }
 
-// Listen relays the store's change notifications to fn until ctx is done,
+// listen relays the store's change notifications to fn until ctx is done,
 // connecting again (with backoff) whenever the connection fails. After each
 // (re)connection it calls fn with a Released change, as announcements made
 // while nobody listened are lost: the receiver then looks at everything.
-func (n *Node) Listen(ctx context.Context, fn func(store.Change)) {
+func (n *Node) listen(ctx context.Context, fn func(store.Change)) {
 	b := backoff.New(200*time.Millisecond, 5*time.Second)
 	var lastLog time.Time
 	for {
@@ -217,9 +216,6 @@ func (n *Node) Listen(ctx context.Context, fn func(store.Change)) {
 	}
 }
 
-// String names the node for logs.
-func (n *Node) String() string { return fmt.Sprintf("node %s", n.self.ID) }
-
 // Reconciler is what change notifications drive: the scheduler.
 type Reconciler interface {
 	// Changed reconciles one task: t is its definition now, nil when gone.
@@ -234,7 +230,7 @@ type Reconciler interface {
 // full reconcile. With notifications down, r's own polling still catches
 // up.
 func (n *Node) Relay(ctx context.Context, st store.Store, r Reconciler) {
-	n.Listen(ctx, func(c store.Change) {
+	n.listen(ctx, func(c store.Change) {
 		if c.Released || c.TaskID == "" {
 			r.Wake()
 			return

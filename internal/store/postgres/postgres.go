@@ -39,6 +39,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"math/rand/v2"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -74,6 +75,13 @@ func open(ctx context.Context, dsn string) (*Store, []int, error) {
 	}
 	if _, ok := cfg.ConnConfig.RuntimeParams["application_name"]; !ok {
 		cfg.ConnConfig.RuntimeParams["application_name"] = "liverelay"
+	}
+	// pgxpool's default (the CPUs, at least 4) is tight for a node whose API
+	// calls, state writes, callback workers and lease renewals share it: a
+	// renewal queued behind them is a renewal late. pool_max_conns in the
+	// URL still decides.
+	if !strings.Contains(dsn, "pool_max_conns") {
+		cfg.MaxConns = max(cfg.MaxConns, minPoolConns)
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
@@ -118,6 +126,9 @@ func (s *Store) Close() error {
 // readCommitted is the isolation every write runs in: the locking described
 // in the package comment relies on each statement seeing the latest commits.
 var readCommitted = pgx.TxOptions{IsoLevel: pgx.ReadCommitted}
+
+// minPoolConns is the smallest pool a node opens unless told otherwise.
+const minPoolConns = 16
 
 const (
 	writeAttempts  = 8
