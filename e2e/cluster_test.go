@@ -110,6 +110,39 @@ func (c *testCluster) waitRunning(via *clusterNode, dsts map[string]string, time
 	})
 }
 
+// tasksOf returns the tasks of dsts that node runs (as via's list says);
+// it fails the test when there is none.
+func (c *testCluster) tasksOf(via, node *clusterNode, dsts map[string]string) []string {
+	c.t.Helper()
+	var ids []string
+	for id := range dsts {
+		if c.runner(via, id) == node.id {
+			ids = append(ids, id)
+		}
+	}
+	if len(ids) == 0 {
+		c.t.Fatalf("node %s runs no task", node.id)
+	}
+	return ids
+}
+
+// waitPublishing waits until every task of ids has a new publisher at its
+// destination (one that was not there at since), and returns the longest
+// it took.
+func (c *testCluster) waitPublishing(ids []string, dsts map[string]string, since time.Time, timeout time.Duration) time.Duration {
+	c.t.Helper()
+	var worst time.Duration
+	for _, id := range ids {
+		testpeer.WaitFor(c.t, timeout, "task "+id+" publishing again", func() bool {
+			_, ok := c.pubs.newPublisher(dsts[id], since)
+			return ok
+		})
+		back, _ := c.pubs.newPublisher(dsts[id], since)
+		worst = max(worst, back.Sub(since))
+	}
+	return worst
+}
+
 // checkOnePublisher fails if any destination ever had two publishers, or
 // nginx refused a second one ("already publishing").
 func (c *testCluster) checkOnePublisher() {
@@ -404,15 +437,7 @@ func TestClusterKill9MovesTasks(t *testing.T) {
 	killed := time.Now()
 	after := testpeer.Record(t, vodDst, filepath.Join(recDir, "after.flv"))
 
-	var worst time.Duration
-	for _, id := range moved {
-		testpeer.WaitFor(t, ttl+15*time.Second, "task "+id+" publishing again", func() bool {
-			_, ok := c.pubs.newPublisher(dsts[id], killed)
-			return ok
-		})
-		back, _ := c.pubs.newPublisher(dsts[id], killed)
-		worst = max(worst, back.Sub(killed))
-	}
+	worst := c.waitPublishing(moved, dsts, killed, ttl+15*time.Second)
 	t.Logf("the %d tasks of the killed node publish again %v after kill -9 at worst (lease TTL %v)", len(moved), worst.Round(time.Millisecond), ttl)
 	if worst > ttl+5*time.Second {
 		t.Fatalf("tasks published again %v after kill -9, want within the lease TTL (%v) plus a few seconds", worst, ttl)
@@ -510,15 +535,7 @@ func TestClusterDatabaseCutOff(t *testing.T) {
 	}
 	c.waitRunning(c.nodes[0], dsts, 60*time.Second)
 	victim := c.nodes[2]
-	var mine []string
-	for id := range dsts {
-		if c.runner(c.nodes[0], id) == victim.id {
-			mine = append(mine, id)
-		}
-	}
-	if len(mine) == 0 {
-		t.Fatal("the node to cut off runs no task")
-	}
+	mine := c.tasksOf(c.nodes[0], victim, dsts)
 
 	victim.proxy.Freeze()
 	frozen := time.Now()
@@ -599,26 +616,10 @@ func TestClusterSIGTERMDrains(t *testing.T) {
 	}
 	c.waitRunning(c.nodes[0], dsts, 60*time.Second)
 	leaving := c.nodes[1]
-	var mine []string
-	for id := range dsts {
-		if c.runner(c.nodes[0], id) == leaving.id {
-			mine = append(mine, id)
-		}
-	}
-	if len(mine) == 0 {
-		t.Fatal("the node to stop runs no task")
-	}
+	mine := c.tasksOf(c.nodes[0], leaving, dsts)
 	leaving.term()
 	termed := time.Now()
-	var worst time.Duration
-	for _, id := range mine {
-		testpeer.WaitFor(t, ttl+10*time.Second, "task "+id+" publishing again", func() bool {
-			_, ok := c.pubs.newPublisher(dsts[id], termed)
-			return ok
-		})
-		back, _ := c.pubs.newPublisher(dsts[id], termed)
-		worst = max(worst, back.Sub(termed))
-	}
+	worst := c.waitPublishing(mine, dsts, termed, ttl+10*time.Second)
 	t.Logf("the %d tasks of the stopped node publish again %v after SIGTERM at worst (lease TTL %v)", len(mine), worst.Round(time.Millisecond), ttl)
 	if worst >= ttl/2 {
 		t.Fatalf("drained tasks took %v to move: that is waiting for leases (%v) to expire", worst, ttl)

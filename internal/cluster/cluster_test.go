@@ -217,6 +217,8 @@ type cluster struct {
 	p     *pushes
 }
 
+// newCluster returns a cluster of nodes named node-a, node-b, ... on a new
+// database; with 0, a database with its project and no node yet.
 func newCluster(t *testing.T, nodes int) *cluster {
 	t.Helper()
 	dsn := testpeer.StartPostgres(t)
@@ -572,18 +574,8 @@ func (b blindRenewals) Renew(ctx context.Context, leases []store.Lease) ([]store
 // The fence alone stops a task: a write under a lease that was taken
 // matches nothing, and the node stops pushing at once.
 func TestFencedWriteStopsTheTask(t *testing.T) {
-	dsn := testpeer.StartPostgres(t)
-	c := &cluster{dsn: dsn, p: &pushes{runs: map[string][]*push{}}}
-	obs, err := postgres.Open(t.Context(), dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { obs.Close() })
-	c.obs = obs
-	if err := obs.PutProject(t.Context(), &store.Project{ID: "p", AccountID: "a", Region: "r"}); err != nil {
-		t.Fatal(err)
-	}
-	c.nodes = append(c.nodes, startNodeWith(t, dsn, "node-a", 0, c.p, func(n *Node) scheduler.Leases { return blindRenewals{n} }))
+	c := newCluster(t, 0)
+	c.nodes = append(c.nodes, startNodeWith(t, c.dsn, "node-a", 0, c.p, func(n *Node) scheduler.Leases { return blindRenewals{n} }))
 	ids := c.addTasks(t, 1)
 	c.waitAllRunning(t, ids, 15*time.Second)
 	if _, err := c.obsQuery(t, `UPDATE run_states SET lease_token = lease_token + 1 WHERE task_id = $1 RETURNING task_id, lease_owner`, ids[0]); err != nil {
@@ -596,25 +588,15 @@ func TestFencedWriteStopsTheTask(t *testing.T) {
 
 // A node takes no more tasks than its capacity, even when alone.
 func TestCapacity(t *testing.T) {
-	dsn := testpeer.StartPostgres(t)
-	c := &cluster{dsn: dsn, p: &pushes{runs: map[string][]*push{}}}
-	obs, err := postgres.Open(t.Context(), dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { obs.Close() })
-	c.obs = obs
-	if err := obs.PutProject(t.Context(), &store.Project{ID: "p", AccountID: "a", Region: "r"}); err != nil {
-		t.Fatal(err)
-	}
-	c.nodes = append(c.nodes, startNode(t, dsn, "small", 2, c.p))
+	c := newCluster(t, 0)
+	c.nodes = append(c.nodes, startNode(t, c.dsn, "small", 2, c.p))
 	ids := c.addTasks(t, 5)
 	testpeer.WaitFor(t, 10*time.Second, "two tasks running", func() bool { return c.perNode(ids)["small"] == 2 })
 	time.Sleep(2 * testTTL) // long enough for urgency to kick in, were it to ignore capacity
 	if n := c.perNode(ids)["small"]; n != 2 {
 		t.Fatalf("node of capacity 2 runs %d tasks", n)
 	}
-	c.nodes = append(c.nodes, startNode(t, dsn, "big", 0, c.p))
+	c.nodes = append(c.nodes, startNode(t, c.dsn, "big", 0, c.p))
 	c.waitAllRunning(t, ids, 15*time.Second)
 	if per := c.perNode(ids); per["small"] != 2 || per["big"] != 3 {
 		t.Fatalf("tasks per node %v", per)
