@@ -75,6 +75,7 @@ type service struct {
 	dataDir string
 	port    int
 	args    []string
+	env     []string // besides the bootstrap variables
 	cmd     *exec.Cmd
 	out     *syncBuffer
 	exited  chan struct{}
@@ -83,7 +84,13 @@ type service struct {
 // startService runs liverelay serve on a free port with extra flags.
 func startService(t *testing.T, extra ...string) *service {
 	t.Helper()
-	s := &service{t: t, dataDir: t.TempDir(), args: extra, out: &syncBuffer{}}
+	return startServiceEnv(t, nil, extra...)
+}
+
+// startServiceEnv is startService with extra environment variables.
+func startServiceEnv(t *testing.T, env []string, extra ...string) *service {
+	t.Helper()
+	s := &service{t: t, dataDir: t.TempDir(), args: extra, env: env, out: &syncBuffer{}}
 	s.start()
 	t.Cleanup(func() {
 		s.stop()
@@ -109,6 +116,7 @@ func (s *service) start() {
 			"LIVERELAY_BOOTSTRAP_ACCESS_KEY="+testAK,
 			"LIVERELAY_BOOTSTRAP_SECRET_KEY="+testSK,
 		)
+		cmd.Env = append(cmd.Env, s.env...)
 		cmd.Stdout, cmd.Stderr = s.out, s.out
 		if err := cmd.Start(); err != nil {
 			s.t.Fatalf("start liverelay: %v", err)
@@ -152,6 +160,9 @@ func (s *service) kill9() {
 	_ = s.cmd.Process.Signal(syscall.SIGKILL)
 	<-s.exited
 }
+
+// term sends SIGTERM without waiting.
+func (s *service) term() { _ = s.cmd.Process.Signal(syscall.SIGTERM) }
 
 // stop ends the process with SIGTERM and waits (SIGKILL after 15 s).
 func (s *service) stop() {

@@ -126,6 +126,12 @@ func writeFileAtomic(path string, v any, mode os.FileMode) error {
 	if err != nil {
 		return err
 	}
+	return writeFileAtomicBytes(path, append(data, '\n'), mode)
+}
+
+// writeFileAtomicBytes writes data to a temporary file beside path, syncs
+// it and renames it into place.
+func writeFileAtomicBytes(path string, data []byte, mode os.FileMode) error {
 	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-"+filepath.Base(path))
 	if err != nil {
 		return err
@@ -135,7 +141,7 @@ func writeFileAtomic(path string, v any, mode os.FileMode) error {
 		tmp.Close()
 		return err
 	}
-	if _, err := tmp.Write(append(data, '\n')); err != nil {
+	if _, err := tmp.Write(data); err != nil {
 		tmp.Close()
 		return err
 	}

@@ -2,6 +2,7 @@
 //
 //	liverelay serve [flags]     run the service
 //	liverelay iam <command>     manage projects, users and access keys
+//	liverelay nodes             list the nodes of a cluster
 //	liverelay version           print the version
 //
 // Every flag can also be set with an environment variable: --listen is
@@ -26,6 +27,8 @@ func main() {
 		err = serve(os.Args[2:])
 	case "iam":
 		err = iam(os.Args[2:], os.Stdout, os.Stderr)
+	case "nodes":
+		err = nodes(os.Args[2:], os.Stdout, os.Stderr)
 	case "version":
 		fmt.Println("liverelay", version)
 	case "-h", "--help", "help":
@@ -47,6 +50,7 @@ func usage() {
 Usage:
   liverelay serve [flags]   run the service (liverelay serve -h lists the flags)
   liverelay iam <command>   manage projects, users and access keys (liverelay iam -h)
+  liverelay nodes           list the nodes of a cluster on PostgreSQL (liverelay nodes -h)
   liverelay version         print the version
 `)
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/liverelay/liverelay/internal/api"
 	"github.com/liverelay/liverelay/internal/auth"
 	"github.com/liverelay/liverelay/internal/callback"
+	"github.com/liverelay/liverelay/internal/cluster"
 	"github.com/liverelay/liverelay/internal/files"
 	"github.com/liverelay/liverelay/internal/media"
 	"github.com/liverelay/liverelay/internal/metrics"
@@ -32,6 +33,7 @@ import (
 	"github.com/liverelay/liverelay/internal/rtmp"
 	"github.com/liverelay/liverelay/internal/scheduler"
 	"github.com/liverelay/liverelay/internal/source"
+	"github.com/liverelay/liverelay/internal/store"
 	"github.com/liverelay/liverelay/internal/task"
 )
 
@@ -56,6 +58,9 @@ type serveConfig struct {
 	cbRetry       time.Duration
 	logFormat     string
 	logLevel      string
+	nodeID        string
+	maxTasks      int
+	leaseTTL      time.Duration
 }
 
 // relayBatchDefault trades a little latency for CPU: see docs/performance.md.
@@ -82,6 +87,9 @@ func serve(args []string) error {
 	fs.StringVar(&cfg.cbKey, "callback-signing-key", "", "server-wide key for X-Liverelay-Signature on callbacks (a project's own key wins); empty: unsigned unless the project has one")
 	fs.DurationVar(&cfg.cbTimeout, "callback-timeout", callback.DefaultTimeout, "a callback receiver that has not answered in this time is retried")
 	fs.DurationVar(&cfg.cbRetry, "callback-retry-window", callback.DefaultRetryWindow, "how long an undelivered callback event is retried before it is given up")
+	fs.StringVar(&cfg.nodeID, "node-id", "", "this node's ID (1-64 of A-Z a-z 0-9 . _ -); empty: generated once and kept in --data-dir")
+	fs.IntVar(&cfg.maxTasks, "max-tasks", 0, "most tasks this node runs at once; 0: no limit")
+	fs.DurationVar(&cfg.leaseTTL, "lease-ttl", cluster.DefaultTTL, "with --store postgres://...: how long a node's claim on a task lasts without renewal (renewed every third of it); a dead node's tasks move after it. Use the same value on every node")
 	fs.StringVar(&cfg.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&cfg.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	if err := parseFlags(fs, args); err != nil {
@@ -106,6 +114,12 @@ func serve(args []string) error {
 	if cfg.relayBatch < 0 || cfg.relayBatch > time.Second {
 		return fmt.Errorf("--relay-batch must be between 0 and 1s, got %s", cfg.relayBatch)
 	}
+	if cfg.maxTasks < 0 {
+		return fmt.Errorf("--max-tasks must be 0 (no limit) or more, got %d", cfg.maxTasks)
+	}
+	if cfg.leaseTTL < time.Second {
+		return fmt.Errorf("--lease-ttl must be at least 1s, got %s", cfg.leaseTTL)
+	}
 	domains, err := loadDomains(cfg.domainsFile)
 	if err != nil {
 		return err
@@ -119,11 +133,26 @@ func serve(args []string) error {
 	if err := os.MkdirAll(cfg.dataDir, 0o700); err != nil {
 		return fmt.Errorf("create data directory: %w", err)
 	}
+	nodeID, err := resolveNodeID(cfg.nodeID, cfg.dataDir)
+	if err != nil {
+		return err
+	}
 	st, err := openStore(context.Background(), cfg.storeURL, cfg.dataDir, false)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
+	// A store several nodes share makes this node one of a cluster.
+	var node *cluster.Node
+	if cs, ok := st.(store.Cluster); ok {
+		node = cluster.New(cs, store.Node{ID: nodeID, Regions: cfg.regions, MaxTasks: cfg.maxTasks, Listen: cfg.listen}, cfg.leaseTTL, log)
+		regCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		err := node.Register(regCtx)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("register node %s: %w", nodeID, err)
+		}
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -175,7 +204,7 @@ func serve(args []string) error {
 		},
 	}
 
-	deliverer := callback.NewDeliverer(callback.Options{
+	delivOpt := callback.Options{
 		Store:       st,
 		Guard:       guard,
 		ServerKey:   []byte(cfg.cbKey),
@@ -183,20 +212,36 @@ func serve(args []string) error {
 		Timeout:     cfg.cbTimeout,
 		RetryWindow: cfg.cbRetry,
 		Logger:      log,
-	})
+		NodeID:      nodeID,
+	}
+	if node != nil {
+		delivOpt.Claims = st.(store.Cluster)
+	}
+	deliverer := callback.NewDeliverer(delivOpt)
 
 	var sched *scheduler.Scheduler
 	m := metrics.New(func() map[string]int { return sched.StateCounts() })
-	sched = scheduler.New(scheduler.Options{
-		Store:   st,
-		Regions: cfg.regions,
+	schedOpt := scheduler.Options{
+		Store:    st,
+		Regions:  cfg.regions,
+		NodeID:   nodeID,
+		MaxTasks: cfg.maxTasks,
 		NewRunner: func(t *task.Task, rep relay.Reporter, resume task.RunState) scheduler.Runner {
-			return relay.NewSupervisor(t, relayCfg, rep, resume)
+			// The scheduler cuts the destination of a task whose lease
+			// is lost, without waiting for the supervisor.
+			cut := &relay.Cutoff{}
+			c := relayCfg
+			c.OpenSink = cut.Wrap(relayCfg.OpenSink)
+			return cutRunner{relay.NewSupervisor(t, c, rep, resume), cut}
 		},
 		Logger:   log,
 		OnReport: m.ObserveRunState,
 		OnEvents: deliverer.Notify,
-	})
+	}
+	if node != nil {
+		schedOpt.Leases = node
+	}
+	sched = scheduler.New(schedOpt)
 
 	apiServer := &api.Server{
 		Store:     st,
@@ -264,6 +309,15 @@ func serve(args []string) error {
 		defer close(schedDone)
 		errc <- sched.Run(schedCtx)
 	}()
+	relayCtx, stopRelay := context.WithCancel(context.Background())
+	relayDone := make(chan struct{})
+	go func() {
+		defer close(relayDone)
+		if node != nil {
+			// Writes made on other nodes reach this one at once.
+			node.Relay(relayCtx, st, sched)
+		}
+	}()
 	for i, srv := range servers {
 		go func() {
 			if err := srv.Serve(listeners[i]); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -271,7 +325,8 @@ func serve(args []string) error {
 			}
 		}()
 	}
-	log.Info("liverelay serving", "listen", listeners[0].Addr().String(), "regions", cfg.regions, "data_dir", cfg.dataDir)
+	log.Info("liverelay serving", "listen", listeners[0].Addr().String(), "regions", cfg.regions, "data_dir", cfg.dataDir,
+		"node_id", nodeID, "cluster", node != nil)
 
 	select {
 	case <-ctx.Done():
@@ -283,14 +338,27 @@ func serve(args []string) error {
 	for _, srv := range servers {
 		_ = srv.Shutdown(shutdownCtx)
 	}
+	// In a cluster the scheduler hands its tasks over to the other nodes
+	// as it stops.
 	stopSched()
 	<-schedDone
+	stopRelay()
+	<-relayDone
 	// After the scheduler: the last TaskExit events are in the store, and
 	// whatever is undelivered goes out after the next start.
 	stopDeliv()
 	<-delivDone
 	return err
 }
+
+// cutRunner is a task's supervisor with its destination cutoff.
+type cutRunner struct {
+	*relay.Supervisor
+	cut *relay.Cutoff
+}
+
+// Cut implements scheduler.Cutter.
+func (r cutRunner) Cut() { r.cut.Cut() }
 
 // fileRoots makes the --allow-file-root directories absolute and clean, and
 // checks that they exist.

@@ -47,6 +47,7 @@ type taskInfo struct {
 	CreateTime         string   `json:"create_time"`
 
 	RunState         string          `json:"run_state"`
+	NodeID           string          `json:"node_id"`
 	OnBackup         bool            `json:"on_backup"`
 	CurrentSourceURL string          `json:"current_source_url"`
 	CurrentIndex     int             `json:"current_index"`
@@ -102,6 +103,7 @@ func newTaskInfo(v *store.TaskView) taskInfo {
 		CreateTime:       formatTime(t.CreateTime),
 
 		RunState:         rs.State,
+		NodeID:           rs.NodeID,
 		OnBackup:         rs.OnBackup,
 		CurrentSourceURL: withoutCredentials(rs.CurrentSourceURL),
 		CurrentIndex:     rs.CurrentIndex,

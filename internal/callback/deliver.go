@@ -79,7 +79,17 @@ type Options struct {
 	// Retries may use at most three quarters of them, so fresh events
 	// always find a worker while dead receivers are retried.
 	Workers int
-	Logger  *slog.Logger
+	// Claims, when set, is the outbox shared by several nodes: events are
+	// claimed (as NodeID, for ClaimTTL) before they are sent, so that one
+	// node at a time delivers each, and its outcome is written under the
+	// claim. Nil: this deliverer is alone on the outbox.
+	Claims store.Cluster
+	NodeID string
+	// ClaimTTL is how long a claim lasts (default: twice Timeout plus the
+	// store's write time); a node that dies mid-delivery leaves the event
+	// to another after it.
+	ClaimTTL time.Duration
+	Logger   *slog.Logger
 	// Now stamps deliveries, signatures and retry times; the pace of the
 	// loop itself follows real timers.
 	Now func() time.Time
@@ -116,6 +126,7 @@ func NewDeliverer(opt Options) *Deliverer {
 	if opt.Workers <= 0 {
 		opt.Workers = DefaultWorkers
 	}
+	setDefault(&opt.ClaimTTL, 2*opt.Timeout+storeTimeout)
 	if opt.Logger == nil {
 		opt.Logger = slog.Default()
 	}
@@ -258,9 +269,7 @@ func (l *loop) dispatch(ctx context.Context) {
 	if len(l.inFlight) >= workers {
 		return
 	}
-	// The heads of tasks in flight come back too (they are still pending):
-	// ask for enough to fill every free worker besides them.
-	evs, err := l.d.opt.Store.DueEvents(ctx, l.d.opt.Now(), 2*workers+len(l.inFlight))
+	evs, err := l.due(ctx)
 	if err != nil {
 		if ctx.Err() == nil {
 			l.d.log.Error("read due callback events", "err", err)
@@ -286,6 +295,32 @@ func (l *loop) dispatch(ctx context.Context) {
 	}
 }
 
+// due returns the events to try now. Alone on the outbox, the due heads of
+// every task; those of tasks in flight come back too (they are still
+// pending), so it asks for enough to fill every free worker besides them.
+// On a shared outbox, the events it claimed: no more than it can start, as
+// a claimed event waits for its claim to expire before another node may
+// send it.
+func (l *loop) due(ctx context.Context) ([]store.Event, error) {
+	d := l.d
+	now := d.opt.Now()
+	if d.opt.Claims == nil {
+		return d.opt.Store.DueEvents(ctx, now, 2*d.opt.Workers+len(l.inFlight))
+	}
+	free := d.opt.Workers - len(l.inFlight)
+	claim := store.EventClaim{NodeID: d.opt.NodeID, Now: now, Limit: free, TTL: d.opt.ClaimTTL}
+	for id := range l.inFlight {
+		claim.SkipTasks = append(claim.SkipTasks, id)
+	}
+	fresh, err := d.opt.Claims.ClaimDueEvents(ctx, claim)
+	if err != nil {
+		return nil, err
+	}
+	claim.Retries, claim.Limit = true, min(free-len(fresh), l.maxRetries-l.retries)
+	retries, err := d.opt.Claims.ClaimDueEvents(ctx, claim)
+	return append(fresh, retries...), err
+}
+
 func (d *Deliverer) prune(ctx context.Context) {
 	n, err := d.opt.Store.PruneEvents(ctx, d.opt.Now().Add(-d.opt.Retention))
 	switch {
@@ -308,14 +343,24 @@ func (d *Deliverer) attempt(ctx context.Context, ev store.Event) outcome {
 	o := outcome{taskID: ev.TaskID, retry: ev.Attempts > 0}
 	err := d.send(ctx, &ev)
 	if err != nil && ctx.Err() != nil {
-		return o // shutting down: not an attempt that counts
+		// Shutting down: not an attempt that counts. On a shared outbox,
+		// give the event back, so another node sends it now rather than
+		// when the claim expires.
+		if d.opt.Claims != nil {
+			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), storeTimeout)
+			if err := d.opt.Claims.ReleaseEventClaim(rctx, ev.ID, ev.ClaimToken); err != nil {
+				d.log.Warn("release callback event claim", "event_id", ev.ID, "task_id", ev.TaskID, "err", err)
+			}
+			cancel()
+		}
+		return o
 	}
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), storeTimeout)
 	defer cancel()
 	now := d.opt.Now()
 	target := redact.URL(ev.CallbackURL)
 	if err == nil {
-		if err := d.opt.Store.MarkDelivered(sctx, ev.ID, now); err != nil {
+		if err := d.markDelivered(sctx, &ev, now); err != nil {
 			// It stays pending and goes out again: at least once.
 			d.log.Error("record callback delivery", "event_id", ev.ID, "task_id", ev.TaskID, "err", err)
 		}
@@ -334,7 +379,7 @@ func (d *Deliverer) attempt(ctx context.Context, ev store.Event) outcome {
 			next = deadline // one last attempt at the end of the window
 		}
 	}
-	if err := d.opt.Store.MarkFailed(sctx, ev.ID, attempts, next, msg, gaveUp); err != nil {
+	if err := d.markFailed(sctx, &ev, attempts, next, msg, gaveUp); err != nil {
 		d.log.Error("record callback failure", "event_id", ev.ID, "task_id", ev.TaskID, "err", err)
 	}
 	attrs := []any{"event_id", ev.ID, "task_id", ev.TaskID, "seq", ev.Seq, "event", ev.Name,
@@ -346,6 +391,33 @@ func (d *Deliverer) attempt(ctx context.Context, ev store.Event) outcome {
 	d.log.Warn("callback delivery failed", append(attrs, "next_attempt", next)...)
 	o.next = next
 	return o
+}
+
+// markDelivered records a delivery, under the event's claim when the
+// outbox is shared. A claim that ended (another node took the event over)
+// is no error worth more than a note: that node sends it again, and the
+// receiver sees the event_id twice, as at-least-once allows.
+func (d *Deliverer) markDelivered(ctx context.Context, ev *store.Event, at time.Time) error {
+	if d.opt.Claims == nil {
+		return d.opt.Store.MarkDelivered(ctx, ev.ID, at)
+	}
+	return d.claimEnded(ev, d.opt.Claims.MarkDeliveredClaimed(ctx, ev.ID, ev.ClaimToken, at))
+}
+
+// markFailed is markDelivered for a failed attempt.
+func (d *Deliverer) markFailed(ctx context.Context, ev *store.Event, attempts int, next time.Time, msg string, gaveUp bool) error {
+	if d.opt.Claims == nil {
+		return d.opt.Store.MarkFailed(ctx, ev.ID, attempts, next, msg, gaveUp)
+	}
+	return d.claimEnded(ev, d.opt.Claims.MarkFailedClaimed(ctx, ev.ID, ev.ClaimToken, attempts, next, msg, gaveUp))
+}
+
+func (d *Deliverer) claimEnded(ev *store.Event, err error) error {
+	if errors.Is(err, store.ErrLeaseLost) {
+		d.log.Info("callback event taken over by another node before its outcome was recorded", "event_id", ev.ID, "task_id", ev.TaskID)
+		return nil
+	}
+	return err
 }
 
 // retryDelay is the jittered delay after the given number of failed

@@ -5,11 +5,19 @@
 // process starts again every task that should be running. It is woken by
 // Wake (after an API write), by the next start or end deadline, and by a
 // slow poll as a safety net; there is one timer for all tasks.
+//
+// A node that shares its store with other nodes (Options.Leases) runs only
+// the tasks it holds the lease of: it claims free tasks of its regions,
+// renews its leases, writes every state under its lease, stops a task at
+// once when its lease is lost or can no longer be renewed in time, and on
+// shutdown hands its tasks over (final state, TaskExit, lease released) so
+// other nodes take them on at once. See leases.go.
 package scheduler
 
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"slices"
 	"sync"
@@ -38,6 +46,14 @@ type Options struct {
 	Store     store.Store
 	Regions   []string // the regions this node serves; empty: all
 	NewRunner NewRunner
+	// NodeID names this node in the run states of the tasks it runs.
+	NodeID string
+	// MaxTasks is the most tasks the node runs at once; 0: no limit. With
+	// Leases, the leases enforce it.
+	MaxTasks int
+	// Leases, when set, make the node one of several sharing the store;
+	// nil: the node is alone on it (see Leases).
+	Leases Leases
 	// OnEvents, when set, is called after callback events were stored.
 	OnEvents func()
 	Logger   *slog.Logger
@@ -58,6 +74,15 @@ type running struct {
 	final      string
 	exitReason string
 	stopping   bool
+
+	// With Leases: the task's lease, until when it is surely valid (the
+	// send time of its last successful renewal or claim, plus the TTL),
+	// whether it is lost (stop, write nothing), and whether the node is
+	// handing the task over as it shuts down.
+	lease      store.Lease
+	validUntil time.Time
+	lost       bool
+	handover   bool
 }
 
 // Scheduler reconciles stored tasks with running supervisors.
@@ -75,6 +100,9 @@ type Scheduler struct {
 	// regions: what list shows, what metrics count, what the final state of
 	// a stopped task is built from.
 	states map[string]task.RunState
+	// freeSince is when each task this node wants to claim was first seen
+	// free (with Leases): one free for a whole TTL is claimed urgently.
+	freeSince map[string]time.Time
 
 	wg sync.WaitGroup // runner goroutines
 }
@@ -90,15 +118,29 @@ func New(opt Options) *Scheduler {
 	if opt.Logger == nil {
 		opt.Logger = slog.Default()
 	}
-	return &Scheduler{
-		opt:     opt,
-		log:     opt.Logger,
-		wake:    make(chan struct{}, 1),
-		changed: make(chan struct{}, 1),
-		writer:  newStateWriter(opt.Store, opt.Logger, opt.OnEvents),
-		running: make(map[string]*running),
-		states:  make(map[string]task.RunState),
+	s := &Scheduler{
+		opt:       opt,
+		log:       opt.Logger,
+		wake:      make(chan struct{}, 1),
+		changed:   make(chan struct{}, 1),
+		running:   make(map[string]*running),
+		states:    make(map[string]task.RunState),
+		freeSince: make(map[string]time.Time),
 	}
+	s.writer = newStateWriter(s.writeState, s.leaseLost, opt.Logger, opt.OnEvents)
+	return s
+}
+
+// shared reports whether the node shares its store with others.
+func (s *Scheduler) shared() bool { return s.opt.Leases != nil }
+
+// writeState stores one queued state: under its lease when the node shares
+// the store, as it is when alone.
+func (s *Scheduler) writeState(ctx context.Context, p *pendingState) error {
+	if s.shared() {
+		return s.opt.Leases.Write(ctx, p.lease, p.release, &p.rs, p.events...)
+	}
+	return s.opt.Store.PutRunState(ctx, &p.rs, p.events...)
 }
 
 // Wake asks for a reconcile soon. It never blocks.
@@ -112,6 +154,20 @@ func (s *Scheduler) Wake() {
 // Run reconciles until ctx is done, then stops every running task and
 // waits for them.
 func (s *Scheduler) Run(ctx context.Context) error {
+	if s.shared() {
+		// Stopped last (defers run in reverse): the leases stay renewed
+		// while the last states are written.
+		keeperCtx, stopKeeper := context.WithCancel(context.Background())
+		keeperDone := make(chan struct{})
+		go func() {
+			defer close(keeperDone)
+			s.keepLeases(keeperCtx)
+		}()
+		defer func() {
+			stopKeeper()
+			<-keeperDone
+		}()
+	}
 	writerCtx, stopWriter := context.WithCancel(context.Background())
 	writerDone := make(chan struct{})
 	go func() {
@@ -172,10 +228,23 @@ func (s *Scheduler) Run(ctx context.Context) error {
 	}
 }
 
+// stopAll stops every runner and waits for them. A node alone keeps the
+// stored states as they are: its tasks resume when it starts again. A node
+// of a cluster hands its tasks over: it stops claiming, and each stopped
+// task gets its final state, a TaskExit and its lease released, so that the
+// other nodes take it on at once.
 func (s *Scheduler) stopAll() {
+	if s.shared() {
+		ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
+		if err := s.opt.Leases.Drain(ctx); err != nil {
+			s.log.Error("announce drain", "err", err)
+		}
+		cancel()
+	}
 	s.mu.Lock()
 	for _, r := range s.running {
 		r.final = "" // keep the stored state: the task resumes after a restart
+		r.handover = s.shared() && !r.lost
 		r.stopping = true
 		r.cancel()
 	}
@@ -199,17 +268,28 @@ func desired(t *task.Task, rs task.RunState, now time.Time) (state, reason strin
 	}
 }
 
+// claims are the tasks a reconcile wants leases of (with Leases): to run
+// them, or to write their state at rest.
+type claims struct {
+	run, rest []*task.Task
+}
+
 func (s *Scheduler) reconcile(ctx context.Context) (time.Time, error) {
 	tasks, err := s.opt.Store.TasksInRegions(ctx, s.opt.Regions)
 	if err != nil {
 		return time.Time{}, err
 	}
+	holdings, err := s.survey(ctx, nil)
+	if err != nil {
+		return time.Time{}, err
+	}
 	now := s.opt.Now()
 	var next time.Time
+	var want claims
 	seen := make(map[string]bool, len(tasks))
 	for i := range tasks {
 		seen[tasks[i].ID] = true
-		next = earliest(next, s.reconcileTask(ctx, &tasks[i], now))
+		next = earliest(next, s.reconcileTask(ctx, &tasks[i], holdings, now, &want))
 	}
 
 	s.mu.Lock()
@@ -224,41 +304,234 @@ func (s *Scheduler) reconcile(ctx context.Context) (time.Time, error) {
 		}
 	}
 	s.mu.Unlock()
-	return next, nil
+	if s.shared() {
+		// A task no longer wanted starts its wait afresh next time.
+		wanted := make(map[string]bool, len(want.run))
+		for _, t := range want.run {
+			wanted[t.ID] = true
+		}
+		for id := range s.freeSince {
+			if !wanted[id] {
+				delete(s.freeSince, id)
+			}
+		}
+	}
+	return earliest(next, s.claim(ctx, &want, now)), nil
+}
+
+// survey reads the leases of the tasks (nil: every task of the served
+// regions), by task ID; nil for a node alone.
+func (s *Scheduler) survey(ctx context.Context, ids []string) (map[string]store.Holding, error) {
+	if !s.shared() {
+		return nil, nil
+	}
+	hs, err := s.opt.Leases.Survey(ctx, s.opt.Regions, ids)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]store.Holding, len(hs))
+	for _, h := range hs {
+		out[h.TaskID] = h
+	}
+	return out, nil
 }
 
 // reconcileTask makes one task do what it should now, and returns when
-// that changes next (zero: not by itself).
-func (s *Scheduler) reconcileTask(ctx context.Context, t *task.Task, now time.Time) time.Time {
-	rs, err := s.knownState(ctx, t.ID)
+// that changes next (zero: not by itself). With Leases, what needs a lease
+// it does not hold goes into want.
+func (s *Scheduler) reconcileTask(ctx context.Context, t *task.Task, holdings map[string]store.Holding, now time.Time, want *claims) time.Time {
+	h, surveyed := holdings[t.ID]
+	rs, err := s.stateFor(ctx, t.ID, h, surveyed)
 	if err != nil {
 		s.log.Error("load run state", "task_id", t.ID, "err", err)
 		return time.Time{}
 	}
-	want, reason, at := desired(t, rs, now)
+	wantState, reason, at := desired(t, rs, now)
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	r := s.running[t.ID]
 	switch {
-	case want == task.StateRunning && r == nil:
-		s.start(t)
-	case want == task.StateRunning && r.stopping:
+	case wantState == task.StateRunning && r == nil:
+		if !s.shared() {
+			if s.opt.MaxTasks <= 0 || len(s.running) < s.opt.MaxTasks {
+				s.start(t, store.Lease{}, time.Time{})
+			}
+			break
+		}
+		at = earliest(at, s.wantLease(t, h, surveyed, now, &want.run))
+	case wantState == task.StateRunning && r.stopping:
 		// A pause-enable pair faster than the stop: start again once the
 		// old runner is gone (it wakes us).
-	case want == task.StateRunning:
+	case wantState == task.StateRunning:
 		if r.task.Generation != t.Generation {
 			r.task = t
 			r.runner.Update(t)
 		}
 	case r != nil && !r.stopping:
-		r.final, r.exitReason, r.stopping = want, reason, true
+		r.final, r.exitReason, r.stopping = wantState, reason, true
 		r.cancel()
-	case r == nil && (rs.State != want || rs.ExitReason != reason):
-		rs.State, rs.ExitReason = want, reason
-		s.putState(rs, nil)
+	case r == nil && (rs.State != wantState || rs.ExitReason != reason):
+		if !s.shared() {
+			rs.State, rs.ExitReason, rs.NodeID = wantState, reason, ""
+			s.putState(rs, nil, store.Lease{}, false)
+			break
+		}
+		at = earliest(at, s.wantLease(t, h, surveyed, now, &want.rest))
 	}
 	return at
+}
+
+// stateFor returns the run state a decision about a task starts from: the
+// stored one (fresh from the survey) when another node may have written it
+// since, the one this node knows otherwise.
+func (s *Scheduler) stateFor(ctx context.Context, id string, h store.Holding, surveyed bool) (task.RunState, error) {
+	if surveyed {
+		s.mu.Lock()
+		_, runsHere := s.running[id]
+		mine := h.Owner == s.opt.NodeID && !h.Free // a write of ours is on its way
+		if !runsHere && !mine {
+			s.states[id] = h.State
+			s.mu.Unlock()
+			return h.State, nil
+		}
+		s.mu.Unlock()
+	}
+	return s.knownState(ctx, id)
+}
+
+// wantLease adds t to the tasks to claim when it is free, and otherwise
+// returns when its holder's lease would expire without renewal, the moment
+// to look again. s.mu must be held.
+func (s *Scheduler) wantLease(t *task.Task, h store.Holding, surveyed bool, now time.Time, to *[]*task.Task) time.Time {
+	switch {
+	case !surveyed:
+		// Created after the survey: its own notification, or the next
+		// pass, brings it.
+		return time.Time{}
+	case h.Free:
+		*to = append(*to, t)
+		return time.Time{}
+	default:
+		return now.Add(h.Remaining + expirySlack)
+	}
+}
+
+// claim claims the leases reconcile wanted, and starts or settles the tasks
+// it got; it returns when to try again for those it did not get.
+func (s *Scheduler) claim(ctx context.Context, want *claims, now time.Time) time.Time {
+	if !s.shared() {
+		return time.Time{}
+	}
+	var next time.Time
+	ttl := s.opt.Leases.TTL()
+	if len(want.run) > 0 {
+		cands := make([]Candidate, len(want.run))
+		for i, t := range want.run {
+			since, ok := s.freeSince[t.ID]
+			if !ok {
+				since = now
+				s.freeSince[t.ID] = now
+			}
+			cands[i] = Candidate{Task: t, Urgent: now.Sub(since) >= ttl}
+		}
+		sent := time.Now()
+		grants, err := s.opt.Leases.Claim(ctx, cands, true)
+		if err != nil && ctx.Err() == nil {
+			s.log.Error("claim tasks", "err", err)
+		}
+		for _, g := range grants {
+			delete(s.freeSince, g.Lease.TaskID)
+			if t := byID(want.run, g.Lease.TaskID); t != nil {
+				s.startClaimed(t, g, sent)
+			}
+		}
+		if len(grants) < len(cands) {
+			// Left to other nodes, the fair share says; if none takes them
+			// they become urgent after a TTL.
+			next = now.Add(ttl / 3)
+		}
+	}
+	if len(want.rest) > 0 {
+		cands := make([]Candidate, len(want.rest))
+		for i, t := range want.rest {
+			cands[i] = Candidate{Task: t}
+		}
+		grants, err := s.opt.Leases.Claim(ctx, cands, false)
+		if err != nil && ctx.Err() == nil {
+			s.log.Error("claim tasks at rest", "err", err)
+		}
+		for _, g := range grants {
+			if t := byID(want.rest, g.Lease.TaskID); t != nil {
+				s.settle(t, g, now)
+			}
+		}
+	}
+	return next
+}
+
+// byID returns the task of tasks with that ID, nil if none (a grant for a
+// task not asked for, which Leases never makes; it then expires unused).
+func byID(tasks []*task.Task, id string) *task.Task {
+	for _, t := range tasks {
+		if t.ID == id {
+			return t
+		}
+	}
+	return nil
+}
+
+// startClaimed starts a task this node has just claimed, from the state
+// stored at the claim. A run that ended without its node saying so (it died,
+// or lost the database) gets its TaskExit now, before this run's TaskStart.
+func (s *Scheduler) startClaimed(t *task.Task, g store.Grant, sent time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.running[t.ID] != nil {
+		// Cannot happen: only the loop starts runners, and it asked for
+		// the lease because none ran. Give it back rather than run twice.
+		s.log.Error("claimed a task that already runs here", "task_id", t.ID)
+		s.writer.put(g.State, nil, g.Lease, true)
+		return
+	}
+	prev := g.State
+	s.states[t.ID] = prev
+	s.start(t, g.Lease, sent.Add(s.opt.Leases.TTL()))
+	if orphaned(prev) {
+		ev := s.event(t, task.EventTaskExit, false, map[string]any{
+			"reason": ExitNodeLost, "code": CodeNodeLost,
+			"message": fmt.Sprintf("node %s stopped renewing the lease of the task; node %s runs it now", prev.NodeID, s.opt.NodeID),
+		})
+		rs := prev
+		rs.State, rs.NodeID = task.StateStarting, s.opt.NodeID
+		s.putState(rs, ev, g.Lease, false)
+	}
+	s.log.Info("task claimed", "task_id", t.ID, "token", g.Lease.Token, "previous_node", prev.NodeID)
+}
+
+// settle writes the state at rest of a task this node claimed for that,
+// and releases it. A run that ended without its node saying so gets its
+// TaskExit, with the reason the task rests for.
+func (s *Scheduler) settle(t *task.Task, g store.Grant, now time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	prev := g.State
+	rs := prev
+	wantState, reason, _ := desired(t, prev, now)
+	var ev *store.Event
+	if wantState != task.StateRunning {
+		rs.State, rs.ExitReason, rs.NodeID = wantState, reason, ""
+		rs.BitrateBPS, rs.FPS = 0, 0
+		if orphaned(prev) {
+			ev = s.event(t, task.EventTaskExit, wantState == task.StateFinished, map[string]any{
+				"reason": reason, "code": CodeNodeLost,
+				"message": fmt.Sprintf("node %s stopped renewing the lease of the task", prev.NodeID),
+			})
+		}
+	}
+	// Else its window opened meanwhile: release it as it is, to be claimed
+	// to run.
+	s.putState(rs, ev, g.Lease, true)
 }
 
 // stopDeleted stops the runner of a task that is gone, writing nothing.
@@ -302,8 +575,26 @@ func (s *Scheduler) applyChanges(ctx context.Context) time.Time {
 	changes := s.changes
 	s.changes = nil
 	s.mu.Unlock()
+	if len(changes) == 0 {
+		return time.Time{}
+	}
+	var ids []string
+	for _, c := range changes {
+		if c.task != nil && s.serves(c.task.Region) {
+			ids = append(ids, c.id)
+		}
+	}
+	holdings, err := s.survey(ctx, ids)
+	if err != nil {
+		if ctx.Err() == nil {
+			s.log.Error("read leases", "err", err)
+		}
+		s.Wake() // the full pass will do
+		return time.Time{}
+	}
 	now := s.opt.Now()
 	var next time.Time
+	var want claims
 	for _, c := range changes {
 		if c.task == nil || !s.serves(c.task.Region) {
 			s.mu.Lock()
@@ -314,9 +605,9 @@ func (s *Scheduler) applyChanges(ctx context.Context) time.Time {
 			s.mu.Unlock()
 			continue
 		}
-		next = earliest(next, s.reconcileTask(ctx, c.task, now))
+		next = earliest(next, s.reconcileTask(ctx, c.task, holdings, now, &want))
 	}
-	return next
+	return earliest(next, s.claim(ctx, &want, now))
 }
 
 func (s *Scheduler) serves(region string) bool {
@@ -352,14 +643,15 @@ func (s *Scheduler) knownState(ctx context.Context, id string) (task.RunState, e
 }
 
 // putState records a run state in memory and queues it for the store,
-// with the callback event it causes (nil for none). s.mu must be held.
-func (s *Scheduler) putState(rs task.RunState, ev *store.Event) {
+// with the callback event it causes (nil for none), under lease l (with
+// Leases) and releasing it with release. s.mu must be held.
+func (s *Scheduler) putState(rs task.RunState, ev *store.Event, l store.Lease, release bool) {
 	prev := s.states[rs.TaskID]
 	s.states[rs.TaskID] = rs
 	if s.opt.OnReport != nil {
 		s.opt.OnReport(prev, rs)
 	}
-	s.writer.put(rs, ev)
+	s.writer.put(rs, ev, l, release)
 }
 
 // event builds a task's callback event (nil when the task does not want
@@ -369,10 +661,11 @@ func (s *Scheduler) event(t *task.Task, name string, final bool, data map[string
 	return callback.NewEvent(t, name, final, data, s.opt.Now())
 }
 
-// start launches a runner for t. s.mu must be held.
-func (s *Scheduler) start(t *task.Task) {
+// start launches a runner for t, under lease l valid until validUntil
+// (with Leases). s.mu must be held.
+func (s *Scheduler) start(t *task.Task, l store.Lease, validUntil time.Time) {
 	ctx, cancel := context.WithCancel(context.Background())
-	r := &running{task: t, cancel: cancel, done: make(chan struct{})}
+	r := &running{task: t, cancel: cancel, done: make(chan struct{}), lease: l, validUntil: validUntil}
 	rep := &reporter{s: s, id: t.ID}
 	r.runner = s.opt.NewRunner(t, rep, s.states[t.ID])
 	s.running[t.ID] = r
@@ -388,7 +681,8 @@ func (s *Scheduler) start(t *task.Task) {
 }
 
 // finish runs after a runner has returned: it writes the final state and
-// the TaskExit event, and lets the loop start the task again if needed.
+// the TaskExit event (releasing the lease, with Leases), and lets the loop
+// start the task again if needed.
 func (s *Scheduler) finish(r *running) {
 	s.mu.Lock()
 	delete(s.running, r.task.ID)
@@ -399,20 +693,59 @@ func (s *Scheduler) finish(r *running) {
 		rs := s.states[r.task.ID]
 		final, reason = rs.State, rs.ExitReason
 	}
-	if final != "" {
+	switch {
+	case r.lost:
+		final, reason = "", "lease lost"
+	case r.handover:
+		// Shutting down in a cluster: another node takes the task on.
 		rs := s.states[r.task.ID]
-		rs.State, rs.ExitReason = final, reason
+		rs.State, rs.ExitReason, rs.NodeID = task.StateRecovering, task.ExitShutdown, ""
+		rs.BitrateBPS, rs.FPS = 0, 0
+		rs.LastHeartbeat = s.opt.Now().UTC()
+		msg := fmt.Sprintf("node %s shut down; another node of the region takes the task on", s.opt.NodeID)
+		rs.LastError = &task.ErrorInfo{Code: CodeNodeShutdown, Message: msg, At: rs.LastHeartbeat}
+		ev := s.event(r.task, task.EventTaskExit, false, map[string]any{
+			"reason": task.ExitShutdown, "code": CodeNodeShutdown, "message": msg,
+		})
+		s.putState(rs, ev, r.lease, true)
+		final, reason = rs.State, task.ExitShutdown
+	case final != "":
+		rs := s.states[r.task.ID]
+		rs.State, rs.ExitReason, rs.NodeID = final, reason, ""
 		rs.BitrateBPS, rs.FPS = 0, 0
 		rs.LastHeartbeat = s.opt.Now().UTC()
 		// The exit is final only when the task will not run again.
 		ev := s.event(r.task, task.EventTaskExit, final == task.StateFinished, map[string]any{
 			"reason": reason, "code": "", "message": "task " + final,
 		})
-		s.putState(rs, ev)
+		s.putState(rs, ev, r.lease, true)
 	}
 	s.mu.Unlock()
 	s.log.Info("task stopped", "task_id", r.task.ID, "state", final, "reason", reason)
 	s.Wake()
+}
+
+// leaseLost stops, at once, the runner of a task whose lease l is gone
+// (another node claimed it, or it could not be renewed in time): it writes
+// nothing more, and its destination connection is cut.
+func (s *Scheduler) leaseLost(l store.Lease) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.loseLocked(l, "another node holds the lease now")
+}
+
+// loseLocked is leaseLost with s.mu held.
+func (s *Scheduler) loseLocked(l store.Lease, why string) {
+	r := s.running[l.TaskID]
+	if r == nil || r.lost || r.lease.Token != l.Token {
+		return
+	}
+	r.lost, r.stopping, r.final = true, true, ""
+	r.cancel()
+	if c, ok := r.runner.(Cutter); ok {
+		c.Cut()
+	}
+	s.log.Warn("lease lost: task stopped", "task_id", l.TaskID, "token", l.Token, "why", why)
 }
 
 // StateCounts returns how many tasks of the served regions are in each run
@@ -442,7 +775,8 @@ func (r *reporter) Report(rs task.RunState) {
 	if run == nil || run.stopping {
 		return // the final state is the scheduler's to write
 	}
-	r.s.putState(rs, nil)
+	rs.NodeID = r.s.opt.NodeID
+	r.s.putState(rs, nil, run.lease, false)
 }
 
 // Event stores the event with the task's latest run state, in one
@@ -451,14 +785,14 @@ func (r *reporter) Event(name string, data map[string]any) {
 	r.s.mu.Lock()
 	defer r.s.mu.Unlock()
 	run := r.s.running[r.id]
-	if run == nil {
+	if run == nil || run.lost {
 		return
 	}
 	if ev := r.s.event(run.task, name, false, data); ev != nil {
 		rs, ok := r.s.states[r.id]
 		if !ok {
-			rs = task.RunState{TaskID: r.id, State: task.StateStarting}
+			rs = task.RunState{TaskID: r.id, State: task.StateStarting, NodeID: r.s.opt.NodeID}
 		}
-		r.s.writer.put(rs, ev)
+		r.s.writer.put(rs, ev, run.lease, false)
 	}
 }

@@ -53,11 +53,18 @@ type fixture struct {
 }
 
 func newFixture(t *testing.T, st store.Store) *fixture {
+	return newFixtureWith(t, st, Options{})
+}
+
+// newFixtureWith is newFixture with opt's NodeID and MaxTasks.
+func newFixtureWith(t *testing.T, st store.Store, opt Options) *fixture {
 	f := &fixture{t: t, st: st, runners: map[string][]*fakeRunner{}}
 	f.sched = New(Options{
-		Store:  st,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Poll:   time.Hour, // only wakes and deadlines drive it
+		NodeID:   opt.NodeID,
+		MaxTasks: opt.MaxTasks,
+		Store:    st,
+		Logger:   slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Poll:     time.Hour, // only wakes and deadlines drive it
 		NewRunner: func(tk *task.Task, rep relay.Reporter, _ task.RunState) Runner {
 			r := &fakeRunner{t: tk, rep: rep}
 			f.mu.Lock()
@@ -141,11 +148,15 @@ func TestStartsAtStartTimeAndStopsAtEndTime(t *testing.T) {
 	if len(f.runnersOf("t1")) != 0 {
 		t.Fatal("started before start_time")
 	}
-	waitFor(t, "runner started", func() bool { return len(f.runnersOf("t1")) == 1 })
+	waitFor(t, "runner made", func() bool { return len(f.runnersOf("t1")) == 1 })
 	r := f.runnersOf("t1")[0]
-	r.mu.Lock()
-	started := r.started
-	r.mu.Unlock()
+	var started time.Time
+	waitFor(t, "runner running", func() bool {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		started = r.started
+		return !started.IsZero()
+	})
 	if started.Before(start) {
 		t.Fatalf("started %v before start_time %v", started, start)
 	}
@@ -239,4 +250,32 @@ func TestChangedReconcilesOneTask(t *testing.T) {
 	}
 	f.sched.Changed(tk.ID, nil)
 	waitFor(t, "runner stopped by Changed", func() bool { r.mu.Lock(); defer r.mu.Unlock(); return !r.stopped.IsZero() })
+}
+
+// A node alone names itself in the states of the tasks it runs, and runs no
+// more than MaxTasks at once.
+func TestNodeIDAndCapacityAlone(t *testing.T) {
+	st, _ := openStore(t)
+	defer st.Close()
+	addTask(t, st, "a", time.Now().Add(-time.Second), time.Now().Add(time.Hour))
+	addTask(t, st, "b", time.Now().Add(-time.Second), time.Now().Add(time.Hour))
+	f := newFixtureWith(t, st, Options{NodeID: "solo", MaxTasks: 1})
+	waitFor(t, "one running", func() bool { return len(f.runnersOf("a"))+len(f.runnersOf("b")) == 1 })
+	first, second := "a", "b"
+	if len(f.runnersOf("a")) == 0 {
+		first, second = "b", "a"
+	}
+	waitFor(t, "state stored", func() bool { return f.state(first).State == task.StateRunning })
+	if rs := f.state(first); rs.NodeID != "solo" {
+		t.Fatalf("run state names node %q, want solo", rs.NodeID)
+	}
+	time.Sleep(100 * time.Millisecond)
+	if n := len(f.runnersOf(second)); n != 0 {
+		t.Fatalf("a second task started beyond MaxTasks 1")
+	}
+	if err := st.DeleteTask(context.Background(), "p", first); err != nil {
+		t.Fatal(err)
+	}
+	f.sched.Wake()
+	waitFor(t, "the other task started once there is room", func() bool { return len(f.runnersOf(second)) == 1 })
 }

@@ -1,8 +1,10 @@
 package scheduler
 
 import (
+	"cmp"
 	"context"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -10,37 +12,60 @@ import (
 	"github.com/liverelay/liverelay/internal/task"
 )
 
+// writeTimeout bounds one write of a run state.
+const writeTimeout = 10 * time.Second
+
 // stateWriter persists run states and their events off the media path: put
-// never blocks; several states of one task queued before a write collapse
-// into the latest, while its events are all kept, in order, and written in
-// the same transaction as that state.
+// never blocks; several states of one task queued under one lease before a
+// write collapse into the latest, while its events are all kept, in order,
+// and written in the same transaction as that state.
 type stateWriter struct {
-	st       store.Store
+	write    func(ctx context.Context, p *pendingState) error
+	lost     func(l store.Lease) // a write found its lease gone
 	log      *slog.Logger
 	onEvents func() // called after events were stored
 
 	mu      sync.Mutex
-	pending map[string]*pendingState
+	pending map[pendingKey]*pendingState
 	signal  chan struct{}
+
+	// While the store is out of reach every heartbeat of every task fails:
+	// one error is logged per errorLogEvery, with the count of the others.
+	lastErrLog time.Time
+	unlogged   int
+}
+
+const errorLogEvery = 5 * time.Second
+
+// pendingKey keeps the writes of two leases of one task apart (the node
+// lost a lease and claimed the task again before the first was written).
+type pendingKey struct {
+	id    string
+	token int64
 }
 
 type pendingState struct {
-	rs     task.RunState
-	events []*store.Event
+	rs      task.RunState
+	events  []*store.Event
+	lease   store.Lease // zero for a node alone on its store
+	release bool        // release the lease with this write
 }
 
-func newStateWriter(st store.Store, log *slog.Logger, onEvents func()) *stateWriter {
-	return &stateWriter{st: st, log: log, onEvents: onEvents, pending: make(map[string]*pendingState), signal: make(chan struct{}, 1)}
+func newStateWriter(write func(ctx context.Context, p *pendingState) error, lost func(store.Lease), log *slog.Logger, onEvents func()) *stateWriter {
+	return &stateWriter{write: write, lost: lost, log: log, onEvents: onEvents,
+		pending: make(map[pendingKey]*pendingState), signal: make(chan struct{}, 1)}
 }
 
-func (w *stateWriter) put(rs task.RunState, ev *store.Event) {
+func (w *stateWriter) put(rs task.RunState, ev *store.Event, l store.Lease, release bool) {
 	w.mu.Lock()
-	p := w.pending[rs.TaskID]
+	k := pendingKey{rs.TaskID, l.Token}
+	p := w.pending[k]
 	if p == nil {
-		p = &pendingState{}
-		w.pending[rs.TaskID] = p
+		p = &pendingState{lease: l}
+		w.pending[k] = p
 	}
 	p.rs = rs
+	p.release = p.release || release
 	if ev != nil {
 		p.events = append(p.events, ev)
 	}
@@ -51,32 +76,61 @@ func (w *stateWriter) put(rs task.RunState, ev *store.Event) {
 	}
 }
 
-// run writes queued states until ctx is done, then writes what is left.
+// run writes queued states until ctx is done, then writes what is left,
+// within one writeTimeout in all: a node shutting down while the store is
+// away does not wait a timeout per task.
 func (w *stateWriter) run(ctx context.Context) {
 	for {
 		select {
 		case <-ctx.Done():
-			w.flush()
+			w.flush(time.Now().Add(writeTimeout))
 			return
 		case <-w.signal:
-			w.flush()
+			w.flush(time.Time{})
 		}
 	}
 }
 
-func (w *stateWriter) flush() {
+// flush writes what is queued, each write within writeTimeout and all of
+// them before deadline, when it is not zero.
+func (w *stateWriter) flush(deadline time.Time) {
 	w.mu.Lock()
-	batch := w.pending
-	w.pending = make(map[string]*pendingState, len(batch))
+	batch := make([]*pendingState, 0, len(w.pending))
+	for _, p := range w.pending {
+		batch = append(batch, p)
+	}
+	w.pending = make(map[pendingKey]*pendingState, len(batch))
 	w.mu.Unlock()
-	events := false
-	for id, p := range batch {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		if err := w.st.PutRunState(ctx, &p.rs, p.events...); err != nil {
-			w.log.Error("store run state", "task_id", id, "events", len(p.events), "err", err)
+	// A task's older lease first: its writes fail, the newer one's land.
+	slices.SortFunc(batch, func(a, b *pendingState) int {
+		if c := cmp.Compare(a.rs.TaskID, b.rs.TaskID); c != 0 {
+			return c
 		}
+		return cmp.Compare(a.lease.Token, b.lease.Token)
+	})
+	events := false
+	for _, p := range batch {
+		until := time.Now().Add(writeTimeout)
+		if !deadline.IsZero() && deadline.Before(until) {
+			until = deadline
+		}
+		ctx, cancel := context.WithDeadline(context.Background(), until)
+		err := w.write(ctx, p)
 		cancel()
-		events = events || len(p.events) > 0
+		switch {
+		case isLeaseLost(err):
+			w.log.Warn("run state not stored: the lease is gone", "task_id", p.rs.TaskID, "token", p.lease.Token, "events", len(p.events))
+			w.lost(p.lease)
+		case err != nil:
+			if time.Since(w.lastErrLog) < errorLogEvery {
+				w.unlogged++
+				continue
+			}
+			w.log.Error("store run state", "task_id", p.rs.TaskID, "events", len(p.events), "err", err, "failures_not_logged", w.unlogged)
+			w.lastErrLog, w.unlogged = time.Now(), 0
+		default:
+			events = events || len(p.events) > 0
+		}
 	}
 	if events && w.onEvents != nil {
 		w.onEvents()

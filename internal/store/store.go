@@ -1,6 +1,7 @@
 // Package store defines how tasks, their run state, checkpoints, projects and
-// credentials are persisted. Implementations live in sub-packages (sqlite now,
-// postgres for clusters later) and share the behaviour tested by storetest.
+// credentials are persisted. Implementations live in sub-packages (sqlite for
+// a node alone, postgres for several nodes, which also implements Cluster)
+// and share the behaviour tested by storetest.
 //
 // Conventions every implementation keeps, so callers need not care which one
 // they hold:
@@ -100,6 +101,9 @@ type Event struct {
 	LastError     string
 	DeliveredAt   time.Time // zero: not delivered
 	GaveUp        bool      // retried for the whole retry window without success
+	// ClaimToken is the token of the claim under which a deliverer holds
+	// the event (Cluster.ClaimDueEvents); 0 when not claimed.
+	ClaimToken int64
 }
 
 // EventBacklog is what delivery still owes one task, for the list output.

@@ -122,8 +122,11 @@ type ErrorInfo struct {
 
 // RunState is what a task is doing now, as the node running it last saw it.
 type RunState struct {
-	TaskID           string
-	State            string
+	TaskID string
+	State  string
+	// NodeID names the node that runs the task; empty while no node runs
+	// it (waiting, paused, finished).
+	NodeID           string
 	OnBackup         bool
 	CurrentSourceURL string
 	CurrentIndex     int

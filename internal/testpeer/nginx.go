@@ -290,15 +290,47 @@ type StatClient struct {
 // Stat fetches and parses /stat.
 func (n *Nginx) Stat(t testing.TB) Stat {
 	t.Helper()
+	st, err := n.TryStat()
+	if err != nil {
+		t.Fatalf("testpeer: %v", err)
+	}
+	return st
+}
+
+// TryStat is Stat for a goroutine that is not the test's: it returns the
+// error instead of failing the test.
+func (n *Nginx) TryStat() (Stat, error) {
 	body, err := n.get("/stat")
 	if err != nil {
-		t.Fatalf("testpeer: nginx stat: %v", err)
+		return Stat{}, fmt.Errorf("nginx stat: %w", err)
 	}
 	var st Stat
 	if err := xml.Unmarshal([]byte(body), &st); err != nil {
-		t.Fatalf("testpeer: nginx stat: %v\n%s", err, body)
+		return Stat{}, fmt.Errorf("nginx stat: %w\n%s", err, body)
 	}
-	return st
+	return st, nil
+}
+
+// Publishers returns how many clients publish app/stream.
+func (st Stat) Publishers(app, stream string) int {
+	count := 0
+	for _, c := range st.clients(app, stream) {
+		if c.Publishing != nil {
+			count++
+		}
+	}
+	return count
+}
+
+// Players returns how many clients play app/stream.
+func (st Stat) Players(app, stream string) int {
+	count := 0
+	for _, c := range st.clients(app, stream) {
+		if c.Publishing == nil {
+			count++
+		}
+	}
+	return count
 }
 
 // clients returns the clients of app/stream.
@@ -319,23 +351,11 @@ func (st Stat) clients(app, stream string) []StatClient {
 // Publishers returns how many clients publish app/stream (0 or 1).
 func (n *Nginx) Publishers(t testing.TB, app, stream string) int {
 	t.Helper()
-	count := 0
-	for _, c := range n.Stat(t).clients(app, stream) {
-		if c.Publishing != nil {
-			count++
-		}
-	}
-	return count
+	return n.Stat(t).Publishers(app, stream)
 }
 
 // Players returns how many clients play app/stream.
 func (n *Nginx) Players(t testing.TB, app, stream string) int {
 	t.Helper()
-	count := 0
-	for _, c := range n.Stat(t).clients(app, stream) {
-		if c.Publishing == nil {
-			count++
-		}
-	}
-	return count
+	return n.Stat(t).Players(app, stream)
 }

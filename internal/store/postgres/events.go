@@ -1,8 +1,11 @@
 package postgres
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -174,4 +177,114 @@ func (s *Store) EventBacklog(ctx context.Context, taskIDs []string) (map[string]
 		return nil, fmt.Errorf("postgres: event backlog: %w", err)
 	}
 	return out, nil
+}
+
+// claimDueEventsQuery is dueEventsQuery for one of several deliverers: it
+// passes over events that another node holds a claim on (their task's next
+// event then waits too, as the claimed one is still pending) and rows being
+// claimed at this moment (SKIP LOCKED), and claims what it selects.
+const claimDueEventsQuery = `WITH c AS (
+		SELECT e.id FROM events e
+		WHERE e.delivered_at IS NULL AND NOT e.gave_up AND e.next_attempt_at <= $1
+		  AND (e.attempts > 0) = $3
+		  AND (e.claim_owner IS NULL OR e.claim_expires_at <= now())
+		  AND e.task_id <> ALL($6::text[])
+		  AND NOT EXISTS (SELECT 1 FROM events p
+			WHERE p.task_id = e.task_id AND p.seq < e.seq AND p.delivered_at IS NULL AND NOT p.gave_up)
+		ORDER BY e.attempts, e.next_attempt_at, e.task_id
+		LIMIT $2
+		FOR UPDATE OF e SKIP LOCKED
+	)
+	UPDATE events e SET claim_owner = $4, claim_token = e.claim_token + 1,
+		claim_expires_at = now() + $5::bigint * interval '1 millisecond'
+	FROM c WHERE e.id = c.id
+	RETURNING ` + eventColumns + `, e.claim_token`
+
+// ClaimDueEvents implements store.Cluster.
+func (s *Store) ClaimDueEvents(ctx context.Context, c store.EventClaim) ([]store.Event, error) {
+	if c.Limit <= 0 {
+		return nil, nil
+	}
+	var evs []store.Event
+	err := s.write(ctx, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, claimDueEventsQuery, timeArg(c.Now), c.Limit, c.Retries, c.NodeID, ms(c.TTL), listArg(c.SkipTasks))
+		if err != nil {
+			return err
+		}
+		evs, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (store.Event, error) {
+			var ev store.Event
+			var created, next, delivered pgtype.Timestamptz
+			err := row.Scan(&ev.ID, &ev.TaskID, &ev.ProjectID, &ev.Seq, &ev.Name, &created, &ev.Final, &ev.CallbackURL, &ev.Payload,
+				&ev.Attempts, &next, &ev.LastError, &delivered, &ev.GaveUp, &ev.ClaimToken)
+			ev.Time, ev.NextAttemptAt, ev.DeliveredAt = timeOf(created), timeOf(next), timeOf(delivered)
+			return ev, err
+		})
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("postgres: claim due events for node %s: %w", c.NodeID, err)
+	}
+	// RETURNING keeps no order: put back the one DueEvents promises.
+	slices.SortFunc(evs, func(a, b store.Event) int {
+		if c := cmp.Compare(a.Attempts, b.Attempts); c != 0 {
+			return c
+		}
+		if c := a.NextAttemptAt.Compare(b.NextAttemptAt); c != 0 {
+			return c
+		}
+		return strings.Compare(a.TaskID, b.TaskID)
+	})
+	return evs, nil
+}
+
+// claimedRow turns an UPDATE under a claim that matched no row into
+// store.ErrLeaseLost.
+func claimedRow(tag pgconn.CommandTag, err error) error {
+	if err != nil {
+		return err
+	}
+	if tag.RowsAffected() == 0 {
+		return store.ErrLeaseLost
+	}
+	return nil
+}
+
+// MarkDeliveredClaimed implements store.Cluster.
+func (s *Store) MarkDeliveredClaimed(ctx context.Context, id string, token int64, at time.Time) error {
+	err := s.write(ctx, func(tx pgx.Tx) error {
+		return claimedRow(tx.Exec(ctx, `UPDATE events SET delivered_at = $1, attempts = attempts + 1,
+				claim_owner = NULL, claim_expires_at = NULL
+			WHERE id = $2 AND claim_token = $3 AND claim_owner IS NOT NULL`, timeArg(at), id, token))
+	})
+	if err != nil {
+		return fmt.Errorf("postgres: mark event %s delivered (claim %d): %w", id, token, err)
+	}
+	return nil
+}
+
+// MarkFailedClaimed implements store.Cluster.
+func (s *Store) MarkFailedClaimed(ctx context.Context, id string, token int64, attempts int, next time.Time, lastErr string, gaveUp bool) error {
+	err := s.write(ctx, func(tx pgx.Tx) error {
+		return claimedRow(tx.Exec(ctx, `UPDATE events SET attempts = $1, next_attempt_at = $2, last_error = $3, gave_up = $4,
+				claim_owner = NULL, claim_expires_at = NULL
+			WHERE id = $5 AND claim_token = $6 AND claim_owner IS NOT NULL`,
+			attempts, timeArg(next), textArg(lastErr), gaveUp, id, token))
+	})
+	if err != nil {
+		return fmt.Errorf("postgres: mark event %s failed (claim %d): %w", id, token, err)
+	}
+	return nil
+}
+
+// ReleaseEventClaim implements store.Cluster.
+func (s *Store) ReleaseEventClaim(ctx context.Context, id string, token int64) error {
+	err := s.write(ctx, func(tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, `UPDATE events SET claim_owner = NULL, claim_expires_at = NULL
+			WHERE id = $1 AND claim_token = $2`, id, token)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("postgres: release claim %d of event %s: %w", token, id, err)
+	}
+	return nil
 }

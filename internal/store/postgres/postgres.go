@@ -25,6 +25,10 @@
 // Every commit is durable when it returns: Open refuses a server or session
 // with fsync or synchronous_commit off.
 //
+// Every create, update and delete of a task announces itself (NOTIFY, sent
+// at commit) to the nodes that listen (ListenChanges), so the node running
+// the task hears of it at once, whichever node served the call.
+//
 // The schema has its own history (migrations/), applied by Open under a
 // session advisory lock, so nodes that start together apply it once.
 package postgres
@@ -35,6 +39,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"math/rand/v2"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -70,6 +75,13 @@ func open(ctx context.Context, dsn string) (*Store, []int, error) {
 	}
 	if _, ok := cfg.ConnConfig.RuntimeParams["application_name"]; !ok {
 		cfg.ConnConfig.RuntimeParams["application_name"] = "liverelay"
+	}
+	// pgxpool's default (the CPUs, at least 4) is tight for a node whose API
+	// calls, state writes, callback workers and lease renewals share it: a
+	// renewal queued behind them is a renewal late. pool_max_conns in the
+	// URL still decides.
+	if !strings.Contains(dsn, "pool_max_conns") {
+		cfg.MaxConns = max(cfg.MaxConns, minPoolConns)
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
@@ -114,6 +126,9 @@ func (s *Store) Close() error {
 // readCommitted is the isolation every write runs in: the locking described
 // in the package comment relies on each statement seeing the latest commits.
 var readCommitted = pgx.TxOptions{IsoLevel: pgx.ReadCommitted}
+
+// minPoolConns is the smallest pool a node opens unless told otherwise.
+const minPoolConns = 16
 
 const (
 	writeAttempts  = 8

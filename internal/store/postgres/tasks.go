@@ -52,8 +52,10 @@ func (s *Store) CreateTask(ctx context.Context, t *task.Task, lim store.CreateLi
 			}
 			return err
 		}
-		_, err := tx.Exec(ctx, runStateUpsert, runStateArgs(&task.RunState{TaskID: t.ID, State: task.StateWaiting})...)
-		return err
+		if _, err := tx.Exec(ctx, runStateUpsert, runStateArgs(&task.RunState{TaskID: t.ID, State: task.StateWaiting})...); err != nil {
+			return err
+		}
+		return notify(ctx, tx, store.Change{ProjectID: t.ProjectID, TaskID: t.ID})
 	})
 	if err != nil {
 		return fmt.Errorf("postgres: create task %s: %w", t.ID, err)
@@ -128,7 +130,10 @@ func (s *Store) UpdateTask(ctx context.Context, t *task.Task, now time.Time, eve
 		if _, err := tx.Exec(ctx, taskUpdate, taskUpdateArgs(t)...); err != nil {
 			return err
 		}
-		return appendEvents(ctx, tx, events)
+		if err := appendEvents(ctx, tx, events); err != nil {
+			return err
+		}
+		return notify(ctx, tx, store.Change{ProjectID: t.ProjectID, TaskID: t.ID})
 	})
 	if err != nil {
 		return fmt.Errorf("postgres: update task %s: %w", t.ID, err)
@@ -147,7 +152,10 @@ func (s *Store) DeleteTask(ctx context.Context, projectID, taskID string, events
 		if tag.RowsAffected() == 0 {
 			return store.ErrNotFound
 		}
-		return appendEvents(ctx, tx, events)
+		if err := appendEvents(ctx, tx, events); err != nil {
+			return err
+		}
+		return notify(ctx, tx, store.Change{ProjectID: projectID, TaskID: taskID})
 	})
 	if err != nil {
 		return fmt.Errorf("postgres: delete task %s: %w", taskID, err)

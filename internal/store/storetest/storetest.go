@@ -622,6 +622,7 @@ func testRunStateRoundTrip(t *testing.T, s store.Store) {
 	full := &task.RunState{
 		TaskID:           "t1",
 		State:            task.StateRecovering,
+		NodeID:           "node-a.example-1",
 		OnBackup:         true,
 		CurrentSourceURL: "rtmp://backup.example/live/t1",
 		CurrentIndex:     4,
