@@ -61,6 +61,7 @@ type taskInfo struct {
 	BytesOut         int64           `json:"bytes_out"`
 	Reconnects       int64           `json:"reconnects"`
 	Failovers        int64           `json:"failovers"`
+	FramesDropped    int64           `json:"frames_dropped"`
 	LastError        *task.ErrorInfo `json:"last_error"`
 	ExitReason       string          `json:"exit_reason"`
 
@@ -117,6 +118,7 @@ func newTaskInfo(v *store.TaskView) taskInfo {
 		BytesOut:         rs.BytesOut,
 		Reconnects:       rs.Reconnects,
 		Failovers:        rs.Failovers,
+		FramesDropped:    rs.FramesDropped,
 		LastError:        rs.LastError,
 		ExitReason:       rs.ExitReason,
 	}

@@ -127,20 +127,46 @@ func New(opt Options) *Scheduler {
 		states:    make(map[string]task.RunState),
 		freeSince: make(map[string]time.Time),
 	}
-	s.writer = newStateWriter(s.writeState, s.leaseLost, opt.Logger, opt.OnEvents)
+	s.writer = newStateWriter(s.writeStates, s.leaseLost, opt.Logger, opt.OnEvents)
 	return s
 }
 
 // shared reports whether the node shares its store with others.
 func (s *Scheduler) shared() bool { return s.opt.Leases != nil }
 
-// writeState stores one queued state: under its lease when the node shares
-// the store, as it is when alone.
-func (s *Scheduler) writeState(ctx context.Context, p *pendingState) error {
+// writeStates stores queued states: each under its lease when the node
+// shares the store (a lost lease fails that write alone), all in one
+// transaction when it is alone.
+func (s *Scheduler) writeStates(deadline time.Time, batch []*pendingState) []error {
 	if s.shared() {
-		return s.opt.Leases.Write(ctx, p.lease, p.release, &p.rs, p.events...)
+		var errs []error
+		for i, p := range batch {
+			ctx, cancel := writeContext(deadline)
+			err := s.opt.Leases.Write(ctx, p.lease, p.release, &p.rs, p.events...)
+			cancel()
+			if err != nil && errs == nil {
+				errs = make([]error, len(batch))
+			}
+			if err != nil {
+				errs[i] = err
+			}
+		}
+		return errs
 	}
-	return s.opt.Store.PutRunState(ctx, &p.rs, p.events...)
+	writes := make([]store.RunStateWrite, len(batch))
+	for i, p := range batch {
+		writes[i] = store.RunStateWrite{State: &p.rs, Events: p.events}
+	}
+	ctx, cancel := writeContext(deadline)
+	defer cancel()
+	if err := s.opt.Store.PutRunStates(ctx, writes); err != nil {
+		errs := make([]error, len(batch))
+		for i := range errs {
+			errs[i] = err
+		}
+		return errs
+	}
+	return nil
 }
 
 // Wake asks for a reconcile soon. It never blocks.

@@ -20,10 +20,14 @@ const writeTimeout = 10 * time.Second
 // write collapse into the latest, while its events are all kept, in order,
 // and written in the same transaction as that state.
 type stateWriter struct {
-	write    func(ctx context.Context, p *pendingState) error
+	// write stores a batch before deadline (zero: none) and returns one
+	// error per state, or nil when all were stored.
+	write    func(deadline time.Time, batch []*pendingState) []error
 	lost     func(l store.Lease) // a write found its lease gone
 	log      *slog.Logger
 	onEvents func() // called after events were stored
+	// gatherEvery is the pause after a flush while states queue up.
+	gatherEvery time.Duration
 
 	mu      sync.Mutex
 	pending map[pendingKey]*pendingState
@@ -51,10 +55,14 @@ type pendingState struct {
 	release bool        // release the lease with this write
 }
 
-func newStateWriter(write func(ctx context.Context, p *pendingState) error, lost func(store.Lease), log *slog.Logger, onEvents func()) *stateWriter {
-	return &stateWriter{write: write, lost: lost, log: log, onEvents: onEvents,
+func newStateWriter(write func(deadline time.Time, batch []*pendingState) []error, lost func(store.Lease), log *slog.Logger, onEvents func()) *stateWriter {
+	return &stateWriter{write: write, lost: lost, log: log, onEvents: onEvents, gatherEvery: gatherEvery,
 		pending: make(map[pendingKey]*pendingState), signal: make(chan struct{}, 1)}
 }
+
+// gatherEvery lets the run states of a second's heartbeats gather into a few
+// transactions instead of one per task; events wait at most that long.
+const gatherEvery = 100 * time.Millisecond
 
 func (w *stateWriter) put(rs task.RunState, ev *store.Event, l store.Lease, release bool) {
 	w.mu.Lock()
@@ -78,8 +86,12 @@ func (w *stateWriter) put(rs task.RunState, ev *store.Event, l store.Lease, rele
 
 // run writes queued states until ctx is done, then writes what is left,
 // within one writeTimeout in all: a node shutting down while the store is
-// away does not wait a timeout per task.
+// away does not wait a timeout per task. Between two flushes it lets
+// gatherEvery pass, so that one write carries the heartbeats of many tasks.
 func (w *stateWriter) run(ctx context.Context) {
+	gather := time.NewTimer(time.Hour)
+	gather.Stop()
+	defer gather.Stop()
 	for {
 		select {
 		case <-ctx.Done():
@@ -88,11 +100,20 @@ func (w *stateWriter) run(ctx context.Context) {
 		case <-w.signal:
 			w.flush(time.Time{})
 		}
+		if w.gatherEvery <= 0 {
+			continue
+		}
+		gather.Reset(w.gatherEvery)
+		select {
+		case <-ctx.Done():
+			w.flush(time.Now().Add(writeTimeout))
+			return
+		case <-gather.C:
+		}
 	}
 }
 
-// flush writes what is queued, each write within writeTimeout and all of
-// them before deadline, when it is not zero.
+// flush writes what is queued, before deadline when it is not zero.
 func (w *stateWriter) flush(deadline time.Time) {
 	w.mu.Lock()
 	batch := make([]*pendingState, 0, len(w.pending))
@@ -101,6 +122,9 @@ func (w *stateWriter) flush(deadline time.Time) {
 	}
 	w.pending = make(map[pendingKey]*pendingState, len(batch))
 	w.mu.Unlock()
+	if len(batch) == 0 {
+		return
+	}
 	// A task's older lease first: its writes fail, the newer one's land.
 	slices.SortFunc(batch, func(a, b *pendingState) int {
 		if c := cmp.Compare(a.rs.TaskID, b.rs.TaskID); c != 0 {
@@ -108,15 +132,13 @@ func (w *stateWriter) flush(deadline time.Time) {
 		}
 		return cmp.Compare(a.lease.Token, b.lease.Token)
 	})
+	errs := w.write(deadline, batch)
 	events := false
-	for _, p := range batch {
-		until := time.Now().Add(writeTimeout)
-		if !deadline.IsZero() && deadline.Before(until) {
-			until = deadline
+	for i, p := range batch {
+		var err error
+		if errs != nil {
+			err = errs[i]
 		}
-		ctx, cancel := context.WithDeadline(context.Background(), until)
-		err := w.write(ctx, p)
-		cancel()
 		switch {
 		case isLeaseLost(err):
 			w.log.Warn("run state not stored: the lease is gone", "task_id", p.rs.TaskID, "token", p.lease.Token, "events", len(p.events))
@@ -135,4 +157,14 @@ func (w *stateWriter) flush(deadline time.Time) {
 	if events && w.onEvents != nil {
 		w.onEvents()
 	}
+}
+
+// writeContext bounds one write by writeTimeout and by deadline, when that
+// is not zero.
+func writeContext(deadline time.Time) (context.Context, context.CancelFunc) {
+	until := time.Now().Add(writeTimeout)
+	if !deadline.IsZero() && deadline.Before(until) {
+		until = deadline
+	}
+	return context.WithDeadline(context.Background(), until)
 }

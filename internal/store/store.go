@@ -106,6 +106,12 @@ type Event struct {
 	ClaimToken int64
 }
 
+// RunStateWrite is one task's run state with the events it causes.
+type RunStateWrite struct {
+	State  *task.RunState
+	Events []*Event
+}
+
 // EventBacklog is what delivery still owes one task, for the list output.
 type EventBacklog struct {
 	Pending   int    // events neither delivered nor given up
@@ -154,6 +160,10 @@ type Store interface {
 	// events are appended to the outbox in the same transaction; they are
 	// dropped with the state when the task no longer exists.
 	PutRunState(ctx context.Context, rs *task.RunState, events ...*Event) error
+	// PutRunStates is PutRunState for several tasks in one transaction (one
+	// durable write for the heartbeats of many tasks): all are written or
+	// none. Writes of tasks that no longer exist are dropped.
+	PutRunStates(ctx context.Context, writes []RunStateWrite) error
 	// GetRunState returns a task's run state, or ErrNotFound.
 	GetRunState(ctx context.Context, taskID string) (*task.RunState, error)
 	// PutCheckpoint and GetCheckpoint keep a VOD task's position. Like

@@ -4,7 +4,6 @@ package postgres
 
 import (
 	"context"
-	"github.com/liverelay/liverelay/internal/store"
 	"reflect"
 	"slices"
 	"strings"
@@ -15,6 +14,8 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/liverelay/liverelay/internal/store"
+	"github.com/liverelay/liverelay/internal/store/storetest"
 	"github.com/liverelay/liverelay/internal/testpeer"
 )
 
@@ -225,5 +226,33 @@ func TestMigrateSteps(t *testing.T) {
 	delete(fsys, "0004_d.sql")
 	if _, err := migrate(ctx, pool, fsys); err == nil || !strings.Contains(err.Error(), "newer") {
 		t.Fatalf("migrate of a newer database: %v, want a refusal", err)
+	}
+}
+
+// Migration 3 counts the tasks each project already holds: the quota of an
+// upgraded database is right from its first create.
+func TestMigrationCountsExistingTasks(t *testing.T) {
+	ctx := context.Background()
+	pool := rawPool(t, testpeer.StartPostgres(t))
+	if _, err := migrate(ctx, pool, storetest.MigrationsUpTo(t, migrations(), 2)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pool.Exec(ctx, `INSERT INTO projects (id, account_id, region, create_time, callback_key)
+		VALUES ($1, 'a', 'r', now(), ''), ('empty', 'a', 'r', now(), '')`, crashProject); err != nil {
+		t.Fatal(err)
+	}
+	for n := 1; n <= 3; n++ {
+		if _, err := pool.Exec(ctx, taskInsert, taskArgs(crashTask(n))...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if applied, err := migrate(ctx, pool, migrations()); err != nil || !slices.Contains(applied, 3) {
+		t.Fatalf("migrate to the latest: %v, %v", applied, err)
+	}
+	for id, want := range map[string]int{crashProject: 3, "empty": 0} {
+		var n int
+		if err := pool.QueryRow(ctx, `SELECT task_count FROM projects WHERE id = $1`, id).Scan(&n); err != nil || n != want {
+			t.Fatalf("project %s: task_count %d, %v; want %d", id, n, err, want)
+		}
 	}
 }

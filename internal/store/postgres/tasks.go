@@ -16,12 +16,13 @@ import (
 func (s *Store) CreateTask(ctx context.Context, t *task.Task, lim store.CreateLimits) error {
 	err := s.write(ctx, func(tx pgx.Tx) error {
 		// With a quota, creates in one project take turns on its row, so the
-		// count below cannot miss a create that commits meanwhile.
-		q := `SELECT 1 FROM projects WHERE id = $1`
+		// count read here cannot miss a create that commits meanwhile.
+		q := `SELECT task_count FROM projects WHERE id = $1`
 		if lim.Quota > 0 {
 			q += ` FOR NO KEY UPDATE`
 		}
-		if err := exists(ctx, tx, q, t.ProjectID); err != nil {
+		var n int
+		if err := tx.QueryRow(ctx, q, t.ProjectID).Scan(&n); err != nil {
 			if errors.Is(err, pgx.ErrNoRows) {
 				return fmt.Errorf("project %s: %w", t.ProjectID, store.ErrProjectNotFound)
 			}
@@ -33,14 +34,8 @@ func (s *Store) CreateTask(ctx context.Context, t *task.Task, lim store.CreateLi
 		case !errors.Is(err, pgx.ErrNoRows):
 			return err
 		}
-		if lim.Quota > 0 {
-			var n int
-			if err := tx.QueryRow(ctx, `SELECT COUNT(*) FROM tasks WHERE project_id = $1`, t.ProjectID).Scan(&n); err != nil {
-				return err
-			}
-			if n >= lim.Quota {
-				return fmt.Errorf("project %s holds %d tasks, quota %d: %w", t.ProjectID, n, lim.Quota, store.ErrQuotaExceeded)
-			}
+		if lim.Quota > 0 && n >= lim.Quota {
+			return fmt.Errorf("project %s holds %d tasks, quota %d: %w", t.ProjectID, n, lim.Quota, store.ErrQuotaExceeded)
 		}
 		if err := checkDestination(ctx, tx, t, lim.Now); err != nil {
 			return err
@@ -50,6 +45,9 @@ func (s *Store) CreateTask(ctx context.Context, t *task.Task, lim store.CreateLi
 				// Created by another node since the check above.
 				return fmt.Errorf("task id already exists: %w", store.ErrConflict)
 			}
+			return err
+		}
+		if _, err := tx.Exec(ctx, `UPDATE projects SET task_count = task_count + 1 WHERE id = $1`, t.ProjectID); err != nil {
 			return err
 		}
 		if _, err := tx.Exec(ctx, runStateUpsert, runStateArgs(&task.RunState{TaskID: t.ID, State: task.StateWaiting})...); err != nil {
@@ -152,6 +150,9 @@ func (s *Store) DeleteTask(ctx context.Context, projectID, taskID string, events
 		if tag.RowsAffected() == 0 {
 			return store.ErrNotFound
 		}
+		if _, err := tx.Exec(ctx, `UPDATE projects SET task_count = task_count - 1 WHERE id = $1`, projectID); err != nil {
+			return err
+		}
 		if err := appendEvents(ctx, tx, events); err != nil {
 			return err
 		}
@@ -192,7 +193,13 @@ func (s *Store) listTasks(ctx context.Context, f store.ListFilter) (views []stor
 	}
 	snapshot := pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}
 	err = pgx.BeginTxFunc(ctx, s.pool, snapshot, func(tx pgx.Tx) error {
-		if err := tx.QueryRow(ctx, `SELECT COUNT(*) FROM tasks t WHERE `+where, args...).Scan(&total); err != nil {
+		// A whole project's total is its task_count; a filtered one is
+		// counted.
+		countQuery, countArgs := `SELECT COUNT(*) FROM tasks t WHERE `+where, args
+		if f.TaskID == "" && f.Region == "" {
+			countQuery, countArgs = `SELECT COALESCE((SELECT task_count FROM projects WHERE id = $1), 0)`, []any{f.ProjectID}
+		}
+		if err := tx.QueryRow(ctx, countQuery, countArgs...).Scan(&total); err != nil {
 			return err
 		}
 		views = []store.TaskView{}
@@ -265,18 +272,37 @@ func (s *Store) queryTasks(ctx context.Context, q string, args ...any) ([]task.T
 
 // PutRunState implements store.Store.
 func (s *Store) PutRunState(ctx context.Context, rs *task.RunState, events ...*store.Event) error {
-	err := s.write(ctx, func(tx pgx.Tx) error {
-		tag, err := tx.Exec(ctx, runStateUpsert, runStateArgs(rs)...)
+	if err := s.write(ctx, func(tx pgx.Tx) error {
+		return putRunStates(ctx, tx, []store.RunStateWrite{{State: rs, Events: events}})
+	}); err != nil {
+		return fmt.Errorf("postgres: put run state of task %s: %w", rs.TaskID, err)
+	}
+	return nil
+}
+
+// PutRunStates implements store.Store.
+func (s *Store) PutRunStates(ctx context.Context, writes []store.RunStateWrite) error {
+	if len(writes) == 0 {
+		return nil
+	}
+	if err := s.write(ctx, func(tx pgx.Tx) error { return putRunStates(ctx, tx, writes) }); err != nil {
+		return fmt.Errorf("postgres: put run states of %d tasks: %w", len(writes), err)
+	}
+	return nil
+}
+
+func putRunStates(ctx context.Context, tx pgx.Tx, writes []store.RunStateWrite) error {
+	for _, w := range writes {
+		tag, err := tx.Exec(ctx, runStateUpsert, runStateArgs(w.State)...)
 		if err != nil {
-			return err
+			return fmt.Errorf("task %s: %w", w.State.TaskID, err)
 		}
 		if tag.RowsAffected() == 0 {
-			return nil // the task is gone: its state and events go with it
+			continue // the task is gone: its state and events go with it
 		}
-		return appendEvents(ctx, tx, events)
-	})
-	if err != nil {
-		return fmt.Errorf("postgres: put run state of task %s: %w", rs.TaskID, err)
+		if err := appendEvents(ctx, tx, w.Events); err != nil {
+			return fmt.Errorf("task %s: %w", w.State.TaskID, err)
+		}
 	}
 	return nil
 }

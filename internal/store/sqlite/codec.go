@@ -147,7 +147,7 @@ func (r *taskRow) task() (task.Task, error) {
 var runStateColumns = []string{
 	"task_id", "state", "on_backup", "current_source_url", "current_index", "current_offset_ms",
 	"loops_done", "started_at", "last_heartbeat", "bitrate_bps", "fps", "frames_out", "bytes_out",
-	"reconnects", "failovers", "last_error", "exit_reason", "node_id",
+	"reconnects", "failovers", "last_error", "exit_reason", "node_id", "frames_dropped",
 }
 
 var (
@@ -190,7 +190,7 @@ func runStateArgs(rs *task.RunState) []any {
 	return []any{
 		rs.TaskID, rs.State, rs.OnBackup, rs.CurrentSourceURL, rs.CurrentIndex, rs.CurrentOffsetMS,
 		rs.LoopsDone, msOrNull(rs.StartedAt), msOrNull(rs.LastHeartbeat), rs.BitrateBPS, rs.FPS, rs.FramesOut, rs.BytesOut,
-		rs.Reconnects, rs.Failovers, lastErr, rs.ExitReason, rs.NodeID,
+		rs.Reconnects, rs.Failovers, lastErr, rs.ExitReason, rs.NodeID, rs.FramesDropped,
 	}
 }
 
@@ -200,7 +200,7 @@ type runStateRow struct {
 	taskID, state, sourceURL, lastError, exitReason, nodeID sql.NullString
 	onBackup                                                sql.NullBool
 	index, offset, loops, started, heartbeat                sql.NullInt64
-	bitrate, frames, bytes, reconnects, failovers           sql.NullInt64
+	bitrate, frames, bytes, reconnects, failovers, dropped  sql.NullInt64
 	fps                                                     sql.NullFloat64
 }
 
@@ -208,7 +208,7 @@ func (r *runStateRow) dest() []any {
 	return []any{
 		&r.taskID, &r.state, &r.onBackup, &r.sourceURL, &r.index, &r.offset,
 		&r.loops, &r.started, &r.heartbeat, &r.bitrate, &r.fps, &r.frames, &r.bytes,
-		&r.reconnects, &r.failovers, &r.lastError, &r.exitReason, &r.nodeID,
+		&r.reconnects, &r.failovers, &r.lastError, &r.exitReason, &r.nodeID, &r.dropped,
 	}
 }
 
@@ -229,6 +229,7 @@ func (r *runStateRow) runState() (task.RunState, error) {
 		BytesOut:         r.bytes.Int64,
 		Reconnects:       r.reconnects.Int64,
 		Failovers:        r.failovers.Int64,
+		FramesDropped:    r.dropped.Int64,
 		ExitReason:       r.exitReason.String,
 		NodeID:           r.nodeID.String,
 	}

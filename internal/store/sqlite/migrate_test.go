@@ -3,12 +3,15 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"github.com/liverelay/liverelay/internal/store"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"testing/fstest"
+
+	"github.com/liverelay/liverelay/internal/store"
+	"github.com/liverelay/liverelay/internal/store/storetest"
 )
 
 func TestOpenAppliesMigrationsOnce(t *testing.T) {
@@ -103,5 +106,32 @@ func TestMigrateSteps(t *testing.T) {
 	delete(fsys, "0004_d.sql")
 	if _, err := migrate(ctx, db, fsys); err == nil || !strings.Contains(err.Error(), "newer") {
 		t.Fatalf("migrate of a newer database: %v, want a refusal", err)
+	}
+}
+
+// Migration 5 counts the tasks each project already holds: the quota of an
+// upgraded database is right from its first create.
+func TestMigrationCountsExistingTasks(t *testing.T) {
+	ctx := context.Background()
+	db := rawWriter(t)
+	if _, err := migrate(ctx, db, storetest.MigrationsUpTo(t, mustSub(migrationFiles, "migrations"), 4)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`INSERT INTO projects (id, account_id, region, create_time) VALUES (?, 'a', 'r', 0), ('empty', 'a', 'r', 0)`, crashProject); err != nil {
+		t.Fatal(err)
+	}
+	for n := 1; n <= 3; n++ {
+		if _, err := db.Exec(taskInsert, taskArgs(crashTask(n))...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if applied, err := migrate(ctx, db, mustSub(migrationFiles, "migrations")); err != nil || !slices.Contains(applied, 5) {
+		t.Fatalf("migrate to the latest: %v, %v", applied, err)
+	}
+	for id, want := range map[string]int{crashProject: 3, "empty": 0} {
+		var n int
+		if err := db.QueryRow(`SELECT task_count FROM projects WHERE id = ?`, id).Scan(&n); err != nil || n != want {
+			t.Fatalf("project %s: task_count %d, %v; want %d", id, n, err, want)
+		}
 	}
 }

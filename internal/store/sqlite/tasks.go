@@ -14,7 +14,8 @@ import (
 // CreateTask implements store.Store.
 func (s *Store) CreateTask(ctx context.Context, t *task.Task, lim store.CreateLimits) error {
 	err := s.write(ctx, func(tx *sql.Tx) error {
-		if err := exists(ctx, tx, `SELECT 1 FROM projects WHERE id = ?`, t.ProjectID); err != nil {
+		var n int
+		if err := tx.QueryRowContext(ctx, `SELECT task_count FROM projects WHERE id = ?`, t.ProjectID).Scan(&n); err != nil {
 			if errors.Is(err, sql.ErrNoRows) {
 				return fmt.Errorf("project %s: %w", t.ProjectID, store.ErrProjectNotFound)
 			}
@@ -26,19 +27,16 @@ func (s *Store) CreateTask(ctx context.Context, t *task.Task, lim store.CreateLi
 		case !errors.Is(err, sql.ErrNoRows):
 			return err
 		}
-		if lim.Quota > 0 {
-			var n int
-			if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM tasks WHERE project_id = ?`, t.ProjectID).Scan(&n); err != nil {
-				return err
-			}
-			if n >= lim.Quota {
-				return fmt.Errorf("project %s holds %d tasks, quota %d: %w", t.ProjectID, n, lim.Quota, store.ErrQuotaExceeded)
-			}
+		if lim.Quota > 0 && n >= lim.Quota {
+			return fmt.Errorf("project %s holds %d tasks, quota %d: %w", t.ProjectID, n, lim.Quota, store.ErrQuotaExceeded)
 		}
 		if err := checkDestination(ctx, tx, t, lim.Now); err != nil {
 			return err
 		}
 		if _, err := tx.ExecContext(ctx, taskInsert, taskArgs(t)...); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE projects SET task_count = task_count + 1 WHERE id = ?`, t.ProjectID); err != nil {
 			return err
 		}
 		return putRunState(ctx, tx, &task.RunState{TaskID: t.ID, State: task.StateWaiting})
@@ -132,6 +130,9 @@ func (s *Store) DeleteTask(ctx context.Context, projectID, taskID string, events
 		} else if n == 0 {
 			return store.ErrNotFound
 		}
+		if _, err := tx.ExecContext(ctx, `UPDATE projects SET task_count = task_count - 1 WHERE id = ?`, projectID); err != nil {
+			return err
+		}
 		return appendEvents(ctx, tx, events)
 	})
 	if err != nil {
@@ -170,8 +171,14 @@ func (s *Store) listTasks(ctx context.Context, f store.ListFilter) (_ []store.Ta
 	}
 	defer func() { err = rollback(tx, err) }() // read only: nothing to commit
 
+	// A whole project's total is its task_count; a filtered one is counted
+	// (on an index that covers the filter).
 	var total int
-	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM tasks t WHERE `+where, args...).Scan(&total); err != nil {
+	countQuery, countArgs := `SELECT COUNT(*) FROM tasks t WHERE `+where, args
+	if f.TaskID == "" && f.Region == "" {
+		countQuery, countArgs = `SELECT COALESCE((SELECT task_count FROM projects WHERE id = ?), 0)`, []any{f.ProjectID}
+	}
+	if err := tx.QueryRowContext(ctx, countQuery, countArgs...).Scan(&total); err != nil {
 		return nil, 0, err
 	}
 	views := []store.TaskView{}
@@ -182,11 +189,13 @@ func (s *Store) listTasks(ctx context.Context, f store.ListFilter) (_ []store.Ta
 	if limit <= 0 {
 		limit = -1 // SQLite: no limit
 	}
+	// The page is found on the index alone (skipping OFFSET entries of it
+	// rather than whole joined rows), then read.
 	rows, err := tx.QueryContext(ctx, `SELECT `+taskSelect+`, `+runStateSelect+`
 		FROM tasks t LEFT JOIN run_states r ON r.task_id = t.id
-		WHERE `+where+`
-		ORDER BY t.create_time DESC, t.id DESC
-		LIMIT ? OFFSET ?`, append(args, limit, max(f.Offset, 0))...)
+		WHERE t.id IN (SELECT t.id FROM tasks t WHERE `+where+`
+			ORDER BY t.create_time DESC, t.id DESC LIMIT ? OFFSET ?)
+		ORDER BY t.create_time DESC, t.id DESC`, append(args, limit, max(f.Offset, 0))...)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -254,18 +263,46 @@ func (s *Store) queryTasks(ctx context.Context, q string, args ...any) ([]task.T
 
 // PutRunState implements store.Store.
 func (s *Store) PutRunState(ctx context.Context, rs *task.RunState, events ...*store.Event) error {
-	err := s.write(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, runStateUpsert, append(runStateArgs(rs), rs.TaskID)...)
-		if err != nil {
-			return err
-		}
-		if n, err := res.RowsAffected(); err != nil || n == 0 {
-			return err // the task is gone: its state and events go with it
-		}
-		return appendEvents(ctx, tx, events)
-	})
-	if err != nil {
+	if err := s.write(ctx, func(tx *sql.Tx) error {
+		return putRunStates(ctx, tx, []store.RunStateWrite{{State: rs, Events: events}})
+	}); err != nil {
 		return fmt.Errorf("sqlite: put run state of task %s: %w", rs.TaskID, err)
+	}
+	return nil
+}
+
+// PutRunStates implements store.Store.
+func (s *Store) PutRunStates(ctx context.Context, writes []store.RunStateWrite) error {
+	if len(writes) == 0 {
+		return nil
+	}
+	if err := s.write(ctx, func(tx *sql.Tx) error { return putRunStates(ctx, tx, writes) }); err != nil {
+		return fmt.Errorf("sqlite: put run states of %d tasks: %w", len(writes), err)
+	}
+	return nil
+}
+
+// putRunStates upserts the states with one prepared statement (SQLite
+// parses a statement again on every Exec otherwise).
+func putRunStates(ctx context.Context, tx *sql.Tx, writes []store.RunStateWrite) error {
+	upsert, err := tx.PrepareContext(ctx, runStateUpsert)
+	if err != nil {
+		return err
+	}
+	defer upsert.Close()
+	for _, w := range writes {
+		res, err := upsert.ExecContext(ctx, append(runStateArgs(w.State), w.State.TaskID)...)
+		if err != nil {
+			return fmt.Errorf("task %s: %w", w.State.TaskID, err)
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n == 0 {
+			continue // the task is gone: its state and events go with it
+		}
+		if err := appendEvents(ctx, tx, w.Events); err != nil {
+			return fmt.Errorf("task %s: %w", w.State.TaskID, err)
+		}
 	}
 	return nil
 }

@@ -35,6 +35,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"DestinationRule", testDestinationRule},
 		{"DestinationRecheckOnUpdate", testDestinationRecheckOnUpdate},
 		{"RunStateRoundTrip", testRunStateRoundTrip},
+		{"PutRunStates", testPutRunStates},
 		{"Checkpoints", testCheckpoints},
 		{"Projects", testProjects},
 		{"Credentials", testCredentials},
@@ -636,6 +637,7 @@ func testRunStateRoundTrip(t *testing.T, s store.Store) {
 		BytesOut:         1<<50 + 3,
 		Reconnects:       17,
 		Failovers:        5,
+		FramesDropped:    1234,
 		LastError:        &task.ErrorInfo{Code: "PushStreamUnstable", Message: `write: broken pipe "quoted" ✓`, At: time.Date(2026, 11, 25, 18, 29, 0, 1000000, east)},
 		ExitReason:       task.ExitGaveUp,
 	}
@@ -670,6 +672,63 @@ func testRunStateRoundTrip(t *testing.T, s store.Store) {
 	}
 	_, err = s.GetRunState(ctx, "unknown")
 	wantErr(t, "GetRunState after a dropped write", err, store.ErrNotFound)
+}
+
+// Several tasks' states in one write: each lands with its events, in seq
+// order per task; a task that is gone is skipped, not an error; a write that
+// fails stores nothing of the batch.
+func testPutRunStates(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	putProject(t, s, "p1")
+	mustCreate(t, s, newTask("p1", "t1"))
+	mustCreate(t, s, newTask("p1", "t2"))
+	if err := s.PutRunStates(ctx, nil); err != nil {
+		t.Fatalf("PutRunStates of nothing: %v", err)
+	}
+	a1 := newEvent("t1", task.EventTaskStart, now)
+	a2 := newEvent("t1", task.EventTaskAlarm, now.Add(time.Millisecond))
+	b1 := newEvent("t2", task.EventTaskStart, now)
+	gone := newEvent("t0", task.EventTaskStart, now)
+	s1 := &task.RunState{TaskID: "t1", State: task.StateRunning, FramesOut: 10, NodeID: "n1"}
+	s2 := &task.RunState{TaskID: "t2", State: task.StateRecovering, Reconnects: 3}
+	err := s.PutRunStates(ctx, []store.RunStateWrite{
+		{State: s1, Events: []*store.Event{a1, a2}},
+		{State: &task.RunState{TaskID: "t0", State: task.StateRunning}, Events: []*store.Event{gone}},
+		{State: s2, Events: []*store.Event{b1}},
+	})
+	if err != nil {
+		t.Fatalf("PutRunStates: %v", err)
+	}
+	for _, want := range []*task.RunState{s1, s2} {
+		got, err := s.GetRunState(ctx, want.TaskID)
+		if err != nil {
+			t.Fatalf("GetRunState %s: %v", want.TaskID, err)
+		}
+		checkRunState(t, got, want)
+	}
+	wantSeqs(t, "PutRunStates", []*store.Event{a1, a2, b1}, 1, 2, 1)
+	if _, err := s.GetRunState(ctx, "t0"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("GetRunState of the missing task: %v, want ErrNotFound", err)
+	}
+
+	// An event ID used twice fails the whole batch: t2's new state is not
+	// stored either.
+	dup := newEvent("t1", task.EventTaskAlarm, now.Add(2*time.Millisecond))
+	dup.ID = a1.ID
+	err = s.PutRunStates(ctx, []store.RunStateWrite{
+		{State: &task.RunState{TaskID: "t2", State: task.StatePaused}},
+		{State: &task.RunState{TaskID: "t1", State: task.StatePaused}, Events: []*store.Event{dup}},
+	})
+	if err == nil {
+		t.Fatal("PutRunStates with a duplicate event ID succeeded")
+	}
+	got, err := s.GetRunState(ctx, "t2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.State != task.StateRecovering {
+		t.Fatalf("t2 is %s after a failed batch, want the state before it (%s)", got.State, task.StateRecovering)
+	}
 }
 
 func testCheckpoints(t *testing.T, s store.Store) {
