@@ -31,7 +31,8 @@ import (
 // the PTS a player computes.
 
 // ticksToMillis converts ticks of a clock of clockRate Hz to milliseconds,
-// rounding down, without overflow for any int64 tick count.
+// rounding down, without overflow wherever the result fits an int64: for
+// any int64 tick count at 1000 Hz or more.
 func ticksToMillis(ticks, clockRate int64) int64 {
 	q, r := ticks/clockRate, ticks%clockRate
 	if r < 0 {
@@ -241,6 +242,9 @@ func avcDecoderConfig(spss, ppss [][]byte) ([]byte, error) {
 	if len(spss) > 31 || len(ppss) > 255 {
 		return nil, errors.New("h264: too many parameter sets")
 	}
+	if err := checkLen16(spss, ppss); err != nil {
+		return nil, fmt.Errorf("h264: %w", err)
+	}
 	b := []byte{1, sps[1], sps[2], sps[3], 0xfc | 3, 0xe0 | byte(len(spss))}
 	for _, s := range spss {
 		b = appendLen16(b, s)
@@ -265,6 +269,9 @@ func avcDecoderConfig(spss, ppss [][]byte) ([]byte, error) {
 // hevcDecoderConfig builds an HEVCDecoderConfigurationRecord (ISO/IEC
 // 14496-15, 8.3.3.1) with 4-byte NALU lengths.
 func hevcDecoderConfig(vpss, spss, ppss [][]byte) ([]byte, error) {
+	if err := checkLen16(vpss, spss, ppss); err != nil {
+		return nil, fmt.Errorf("h265: %w", err)
+	}
 	var s h265.SPS
 	if err := s.Unmarshal(spss[0]); err != nil {
 		return nil, fmt.Errorf("h265: SPS: %w", err)
@@ -305,6 +312,19 @@ func hevcDecoderConfig(vpss, spss, ppss [][]byte) ([]byte, error) {
 		}
 	}
 	return b, nil
+}
+
+// checkLen16 refuses parameter sets whose length does not fit the 16 bits
+// a decoder configuration record gives it.
+func checkLen16(lists ...[][]byte) error {
+	for _, l := range lists {
+		for _, n := range l {
+			if len(n) > 0xffff {
+				return fmt.Errorf("parameter set of %d bytes, too long for a decoder configuration record", len(n))
+			}
+		}
+	}
+	return nil
 }
 
 func appendLen16(b, nalu []byte) []byte {

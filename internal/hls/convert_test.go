@@ -243,4 +243,14 @@ func TestMerger(t *testing.T) {
 	if got := popAll(t0); len(got) != 1 || got[0] != 200 {
 		t.Fatalf("released %v past maxLen, want [200]", got)
 	}
+	// Audio reaches 202: what is up to there goes; 203 and 204 wait for
+	// audio until the tracks end, then go at once, in order.
+	m.push(trackAudio, pkt(media.KindAudio, 202, false), t0)
+	if got := popAll(t0); len(got) != 3 || got[0] != 201 || got[1] != 202 || got[2] != 202 {
+		t.Fatalf("released %v, want [201 202 202]", got)
+	}
+	m.finish()
+	if got := popAll(t0); len(got) != 2 || got[0] != 203 || got[1] != 204 {
+		t.Fatalf("released %v after the end, want [203 204]", got)
+	}
 }

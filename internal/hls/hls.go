@@ -194,6 +194,9 @@ type source struct {
 
 	lastDecodeLog atomic.Int64 // unix nanoseconds
 	decodeErrors  atomic.Int64
+	// sent counts the packets with a body put in the inbox; tests compare
+	// it with what ReadPacket returned.
+	sent atomic.Int64
 
 	closeOnce sync.Once
 }
@@ -293,6 +296,9 @@ func (s *source) send(track int, outs []out) {
 	for _, o := range outs {
 		select {
 		case s.inbox <- item{track: track, out: o, arrive: now}:
+			if o.pkt.Body != nil {
+				s.sent.Add(1)
+			}
 		case <-s.closing:
 			return
 		}
@@ -314,7 +320,8 @@ func (s *source) onDecodeError(err error) {
 
 // ReadPacket returns the next packet in DTS order. It fails when no packet
 // comes for ReadTimeout, when the stream ends (wrapping ErrEndOfStream) or
-// fails, or when ctx ends. Errors are sticky.
+// fails, or when ctx ends. The packets converted before the stream ended
+// or failed are all returned first. Errors are sticky.
 func (s *source) ReadPacket(ctx context.Context) (*media.Packet, error) {
 	if s.err != nil {
 		return nil, s.err
@@ -329,6 +336,9 @@ func (s *source) ReadPacket(ctx context.Context) (*media.Packet, error) {
 			s.pkt = p
 			return &s.pkt, nil
 		}
+		if s.m.finished {
+			return nil, s.fail(s.endError())
+		}
 		mergeC := (<-chan time.Time)(nil)
 		if dl, ok := s.m.deadline(); ok {
 			merge.Reset(dl.Sub(now))
@@ -341,21 +351,33 @@ func (s *source) ReadPacket(ctx context.Context) (*media.Packet, error) {
 		case <-noMedia.C:
 			return nil, s.fail(fmt.Errorf("no media for %v", s.timeout))
 		case <-s.done:
-			err := s.scrub(s.clientErr)
-			switch {
-			case errors.Is(err, gohlslib.ErrClientEOS):
-				err = fmt.Errorf("the playlist ended: %w", err)
-			case strings.Contains(err.Error(), "next segment not found"):
-				// liveEdge held the reload for ReadTimeout in vain.
-				err = fmt.Errorf("the playlist stopped growing: no new segment for %v (%w)", s.timeout, err)
+			// gohlslib has stopped, its goroutines with it: what the inbox
+			// holds is all that will come. It goes out, and what the merge
+			// holds, before the reason.
+			for len(s.inbox) > 0 {
+				it := <-s.inbox
+				s.m.push(it.track, it.out, it.arrive)
 			}
-			return nil, s.fail(err)
+			s.m.finish()
 		case <-s.closing:
 			return nil, s.fail(net.ErrClosed)
 		case <-ctx.Done():
 			return nil, s.fail(ctx.Err())
 		}
 	}
+}
+
+// endError says why the client stopped; called once it has.
+func (s *source) endError() error {
+	err := s.scrub(s.clientErr)
+	switch {
+	case errors.Is(err, gohlslib.ErrClientEOS):
+		err = fmt.Errorf("the playlist ended: %w", err)
+	case strings.Contains(err.Error(), "next segment not found"):
+		// liveEdge held the reload for ReadTimeout in vain.
+		err = fmt.Errorf("the playlist stopped growing: no new segment for %v (%w)", s.timeout, err)
+	}
+	return err
 }
 
 func (s *source) fail(err error) error {

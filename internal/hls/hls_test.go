@@ -331,35 +331,16 @@ func TestLiveFMP4H265(t *testing.T) {
 }
 
 // parseHVCC returns the parameter sets of an HEVCDecoderConfigurationRecord,
-// checking its layout: VPS, SPS and PPS arrays, 4-byte NALU lengths.
+// checking its layout (readHVCC): VPS, SPS and PPS arrays, 4-byte NALU
+// lengths.
 func parseHVCC(b []byte) ([][]byte, error) {
-	if len(b) < 23 || b[0] != 1 {
-		return nil, errors.New("not a version 1 record")
-	}
-	if b[21]&3 != 3 {
-		return nil, fmt.Errorf("lengthSizeMinusOne %d", b[21]&3)
+	arrays, err := readHVCC(b)
+	if err != nil {
+		return nil, err
 	}
 	var out [][]byte
-	var types []byte
-	n, b := int(b[22]), b[23:]
-	for range n {
-		if len(b) < 3 {
-			return nil, errors.New("truncated array")
-		}
-		typ, count := b[0]&0x3f, int(binary.BigEndian.Uint16(b[1:]))
-		types = append(types, typ)
-		b = b[3:]
-		for range count {
-			if len(b) < 2 || int(binary.BigEndian.Uint16(b)) > len(b)-2 {
-				return nil, errors.New("truncated NALU")
-			}
-			l := int(binary.BigEndian.Uint16(b))
-			out = append(out, b[2:2+l])
-			b = b[2+l:]
-		}
-	}
-	if !bytes.Equal(types, []byte{32, 33, 34}) || len(b) != 0 {
-		return nil, fmt.Errorf("arrays of NAL types %v, %d bytes left", types, len(b))
+	for _, a := range arrays {
+		out = append(out, a...)
 	}
 	return out, nil
 }

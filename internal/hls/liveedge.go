@@ -177,7 +177,7 @@ type readCloser struct {
 
 // mediaPlaylist is what liveEdge reads of a playlist.
 type mediaPlaylist struct {
-	media  bool // has segments (#EXTINF), not a multivariant playlist
+	media  bool // has segments (#EXTINF:, before any #EXT-X-STREAM-INF:)
 	ended  bool // #EXT-X-ENDLIST
 	target time.Duration
 	uris   []string // absolute
@@ -185,26 +185,48 @@ type mediaPlaylist struct {
 
 func parseMediaPlaylist(base *url.URL, body []byte) mediaPlaylist {
 	var pl mediaPlaylist
+	variants := false // an #EXT-X-STREAM-INF came first: multivariant
 	for line := range strings.Lines(string(body)) {
-		line = strings.TrimSpace(line)
+		// A line as gohlslib reads it, so that a URI is the one it
+		// requests: up to "\n", less one "\r" before it (an unended last
+		// line keeps its "\r"), nothing else trimmed.
+		if l, ok := strings.CutSuffix(line, "\n"); ok {
+			line = strings.TrimSuffix(l, "\r")
+		}
 		switch {
 		case line == "":
-		case strings.HasPrefix(line, "#EXTINF"):
-			pl.media = true
+		case strings.HasPrefix(line, "#EXT-X-STREAM-INF:"):
+			variants = variants || !pl.media
+		case strings.HasPrefix(line, "#EXTINF:"):
+			// gohlslib's test too: whichever of the two comes first.
+			pl.media = !variants
 		case line == "#EXT-X-ENDLIST":
 			pl.ended = true
 		case strings.HasPrefix(line, "#EXT-X-TARGETDURATION:"):
-			if s, err := strconv.Atoi(strings.TrimPrefix(line, "#EXT-X-TARGETDURATION:")); err == nil && s > 0 {
+			// A decimal integer, but some servers write "6.0", which
+			// gohlslib reads as 6.
+			v, _, _ := strings.Cut(strings.TrimPrefix(line, "#EXT-X-TARGETDURATION:"), ".")
+			if s, err := strconv.Atoi(v); err == nil && s > 0 {
 				pl.target = time.Duration(min(s, 3600)) * time.Second
 			}
 		case strings.HasPrefix(line, "#"):
 		default:
 			if u, err := base.Parse(line); err == nil {
-				pl.uris = append(pl.uris, u.String())
+				pl.uris = append(pl.uris, requestURL(u))
 			}
 		}
 	}
 	return pl
+}
+
+// requestURL is u as RoundTrip sees it in the request gohlslib makes for
+// it: http.NewRequest parses the string again and drops an empty port
+// ("http://host:/s.ts"). A URL no request can be made for stays as it is.
+func requestURL(u *url.URL) string {
+	if r, err := http.NewRequest(http.MethodGet, u.String(), nil); err == nil {
+		return r.URL.String()
+	}
+	return u.String()
 }
 
 // poll is the pause between two reloads of an unchanged playlist.

@@ -32,10 +32,14 @@ type item struct {
 //
 // At equal DTS a sequence header goes before frames, so a decoder has the
 // configuration before it needs it.
+//
+// Once the tracks have ended (finish), nothing more can come from them:
+// every packet held is ready, and goes out in order without waiting.
 type merger struct {
-	active  [2]bool
-	maxWait time.Duration
-	maxLen  int
+	active   [2]bool
+	maxWait  time.Duration
+	maxLen   int
+	finished bool
 
 	seen  [2]bool
 	last  [2]time.Duration // DTS the track has reached
@@ -83,7 +87,13 @@ func (m *merger) pop(now time.Time) (media.Packet, bool) {
 	return head.out.pkt, true
 }
 
+// finish tells the merge that no packet will be pushed any more.
+func (m *merger) finish() { m.finished = true }
+
 func (m *merger) ready(head item) bool {
+	if m.finished {
+		return true
+	}
 	for t := range m.active {
 		if t == head.track || !m.active[t] {
 			continue
