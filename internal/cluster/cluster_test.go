@@ -281,6 +281,21 @@ func (c *cluster) waitAllRunning(t *testing.T, ids []string, timeout time.Durati
 }
 
 // events returns "Name[reason]" of a task's stored events in seq order.
+// eventsEndingWith polls a task's stored events until they end with want
+// (events are written off the media path, a moment after what causes
+// them) or a few seconds pass, and returns the last read.
+func (c *cluster) eventsEndingWith(t *testing.T, id string, want []string) []string {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		evs := c.events(t, id)
+		if len(evs) >= len(want) && slices.Equal(evs[len(evs)-len(want):], want) || time.Now().After(deadline) {
+			return evs
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 func (c *cluster) events(t *testing.T, id string) []string {
 	t.Helper()
 	var out []string
@@ -434,8 +449,8 @@ func TestCutOffNodeStopsAndTasksMove(t *testing.T) {
 		if newRun.resume.CurrentOffsetMS < before[id] {
 			t.Fatalf("task %s resumed at %d ms, before the %d ms stored before the cut", id, newRun.resume.CurrentOffsetMS, before[id])
 		}
-		evs := c.events(t, id)
 		want := []string{task.EventTaskStart, task.EventTaskExit + "[node_lost final=false]", task.EventTaskStart}
+		evs := c.eventsEndingWith(t, id, want)
 		if len(evs) < 3 || !slices.Equal(evs[len(evs)-3:], want) {
 			t.Fatalf("task %s events %v: want them to end with %v", id, evs, want)
 		}
@@ -479,8 +494,8 @@ func TestDrainHandsTasksOver(t *testing.T) {
 		t.Fatalf("drained tasks moved after %v: as slow as a lease expiry (%v)", took, testTTL)
 	}
 	for _, id := range moved {
-		evs := c.events(t, id)
 		want := []string{task.EventTaskStart, task.EventTaskExit + "[shutdown final=false]", task.EventTaskStart}
+		evs := c.eventsEndingWith(t, id, want)
 		if !slices.Equal(evs, want) {
 			t.Fatalf("task %s events %v, want %v", id, evs, want)
 		}

@@ -128,6 +128,10 @@ func New(opt Options) *Scheduler {
 		freeSince: make(map[string]time.Time),
 	}
 	s.writer = newStateWriter(s.writeStates, s.leaseLost, opt.Logger, opt.OnEvents)
+	if s.shared() {
+		// Each state is its own fenced write: gathering saves nothing.
+		s.writer.gatherEvery = 0
+	}
 	return s
 }
 
