@@ -157,12 +157,14 @@ func (r *results) print(w io.Writer) {
 			fmt.Sprintf("%s RSS, %s PSS per process", mib(s.ffRSS), mib(s.ffPSS)),
 			fmt.Sprintf("≤ 1 MiB: %s", verdict(perTask <= 1<<20)))
 		heap := func(m map[string]float64) string {
-			return fmt.Sprintf("heap %s, %.0f goroutines", mib(m["go_memstats_heap_inuse_bytes"]), m["go_goroutines"])
+			return fmt.Sprintf("live heap %s, %.0f goroutines", mib(m["go_memstats_heap_alloc_bytes"]), m["go_goroutines"])
 		}
-		row("liverelay runtime: idle → tasks started → window end",
+		row("liverelay runtime after a GC: idle → tasks started → window end",
 			fmt.Sprintf("%s → %s → %s", heap(s.goIdle), heap(s.goStart), heap(s.goEnd)), "", "")
 		row("memory growth over the window",
-			fmt.Sprintf("RSS %+.2f MiB (slope %+.2f MiB/min)", float64(s.rssEnd-s.rssStart)/(1<<20), s.rssSlope/(1<<20)),
+			fmt.Sprintf("live heap %+.2f MiB; RSS %+.2f MiB (slope %+.2f MiB/min)",
+				(s.goEnd["go_memstats_heap_alloc_bytes"]-s.goStart["go_memstats_heap_alloc_bytes"])/(1<<20),
+				float64(s.rssEnd-s.rssStart)/(1<<20), s.rssSlope/(1<<20)),
 			"", "none")
 		del := func(bytes, ts []float64) string {
 			return fmt.Sprintf("bytes %.3f / %.3f, clock %.3f / %.3f", fmin(bytes), fquantile(bytes, .5), fmin(ts), fquantile(ts, .5))

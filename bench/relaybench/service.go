@@ -46,8 +46,9 @@ func buildService(ctx context.Context, dir string) (string, error) {
 // service is one liverelay process and a signed API client for its
 // bootstrap project.
 type service struct {
-	proc    *proc
-	port    int
+	proc      *proc
+	port      int
+	debugPort int // --debug-listen, for a GC before memory readings
 	project string
 	ak, sk  string
 	hc      *http.Client
@@ -77,7 +78,11 @@ func startService(ctx context.Context, ps *procs, bin, dir string, extra ...stri
 			return nil, err
 		}
 		s.port = port
-		args := append([]string{"serve", "--listen", fmt.Sprintf("127.0.0.1:%d", port), "--data-dir", dir}, extra...)
+		if s.debugPort, err = freePort(); err != nil {
+			return nil, err
+		}
+		args := append([]string{"serve", "--listen", fmt.Sprintf("127.0.0.1:%d", port), "--data-dir", dir,
+			"--debug-listen", fmt.Sprintf("127.0.0.1:%d", s.debugPort)}, extra...)
 		p, err := ps.start("liverelay", env, bin, args...)
 		if err != nil {
 			return nil, err
@@ -244,8 +249,20 @@ func (s *service) listAll(ctx context.Context) ([]taskInfo, error) {
 	}
 }
 
-// goMetrics reads Go runtime gauges from /metrics.
+// goMetrics reads Go runtime gauges from /metrics, after a garbage
+// collection (the heap profile's gc=1), so that the heap figures are what
+// is live, not how far the collector let garbage pile up.
 func (s *service) goMetrics(ctx context.Context) (map[string]float64, error) {
+	gc, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("http://127.0.0.1:%d/debug/pprof/heap?gc=1", s.debugPort), nil)
+	if err != nil {
+		return nil, err
+	}
+	if resp, err := s.hc.Do(gc); err == nil {
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	} else {
+		return nil, fmt.Errorf("collect garbage: %w", err)
+	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.url("/metrics"), nil)
 	if err != nil {
 		return nil, err

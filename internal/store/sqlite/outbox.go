@@ -149,17 +149,33 @@ func (s *Store) EventBacklog(ctx context.Context, taskIDs []string) (map[string]
 }
 
 func (s *Store) eventBacklog(ctx context.Context, taskIDs []string, out map[string]store.EventBacklog) error {
-	args := make([]any, len(taskIDs))
+	// The IDs are padded with "" (no task has it) to one of a few sizes, so
+	// that a few prepared statements serve every page size.
+	n := backlogChunk
+	for _, size := range []int{10, 100} {
+		if len(taskIDs) <= size {
+			n = size
+			break
+		}
+	}
+	args := make([]any, n)
+	for i := range args {
+		args[i] = ""
+	}
 	for i, id := range taskIDs {
 		args[i] = id
 	}
-	rows, err := s.r.QueryContext(ctx, `SELECT e.task_id, SUM(e.gave_up = 0), SUM(e.gave_up <> 0),
+	st, err := s.rs.get(ctx, `SELECT e.task_id, SUM(e.gave_up = 0), SUM(e.gave_up <> 0),
 			COALESCE((SELECT h.last_error FROM events h
 				WHERE h.task_id = e.task_id AND h.delivered_at IS NULL AND h.gave_up = 0
 				ORDER BY h.seq LIMIT 1), '')
 		FROM events e
-		WHERE e.delivered_at IS NULL AND e.task_id IN (`+placeholders(len(taskIDs))+`)
-		GROUP BY e.task_id`, args...)
+		WHERE e.delivered_at IS NULL AND e.task_id IN (`+placeholders(n)+`)
+		GROUP BY e.task_id`)
+	if err != nil {
+		return err
+	}
+	rows, err := st[0].QueryContext(ctx, args...)
 	if err != nil {
 		return err
 	}

@@ -37,6 +37,8 @@ const busyTimeout = 10 * time.Second
 type Store struct {
 	w *sql.DB // exactly one connection; every write goes through it
 	r *sql.DB // read-only pool
+	// Prepared statements of the hot queries, on each pool.
+	ws, rs *stmtCache
 }
 
 var _ store.Store = (*Store)(nil)
@@ -87,7 +89,7 @@ func open(path string) (*Store, []int, error) {
 	if err := r.PingContext(ctx); err != nil {
 		return nil, nil, errors.Join(fmt.Errorf("sqlite: open %s: %w", path, err), r.Close(), w.Close())
 	}
-	return &Store{w: w, r: r}, applied, nil
+	return &Store{w: w, r: r, ws: newStmtCache(w), rs: newStmtCache(r)}, applied, nil
 }
 
 // dsn builds the driver's name for the file. The URI form lets any path
@@ -141,7 +143,7 @@ func checkWriter(ctx context.Context, w *sql.DB) error {
 // Close closes both pools. Closing the last connection checkpoints the WAL
 // into the main file.
 func (s *Store) Close() error {
-	return errors.Join(s.r.Close(), s.w.Close())
+	return errors.Join(s.rs.close(), s.ws.close(), s.r.Close(), s.w.Close())
 }
 
 // write runs fn in a transaction on the writer connection. fn must use only

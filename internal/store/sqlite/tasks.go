@@ -13,15 +13,20 @@ import (
 
 // CreateTask implements store.Store.
 func (s *Store) CreateTask(ctx context.Context, t *task.Task, lim store.CreateLimits) error {
-	err := s.write(ctx, func(tx *sql.Tx) error {
+	st, err := s.ws.get(ctx, projectTaskCount, taskExists, destinationTaken, taskInsert, countTaskAdded, runStateUpsert)
+	if err != nil {
+		return fmt.Errorf("sqlite: create task %s: %w", t.ID, err)
+	}
+	err = s.write(ctx, func(tx *sql.Tx) error {
 		var n int
-		if err := tx.QueryRowContext(ctx, `SELECT task_count FROM projects WHERE id = ?`, t.ProjectID).Scan(&n); err != nil {
+		if err := tx.StmtContext(ctx, st[0]).QueryRowContext(ctx, t.ProjectID).Scan(&n); err != nil {
 			if errors.Is(err, sql.ErrNoRows) {
 				return fmt.Errorf("project %s: %w", t.ProjectID, store.ErrProjectNotFound)
 			}
 			return err
 		}
-		switch err := exists(ctx, tx, `SELECT 1 FROM tasks WHERE id = ?`, t.ID); {
+		var one int
+		switch err := tx.StmtContext(ctx, st[1]).QueryRowContext(ctx, t.ID).Scan(&one); {
 		case err == nil:
 			return fmt.Errorf("task id already exists: %w", store.ErrConflict)
 		case !errors.Is(err, sql.ErrNoRows):
@@ -30,16 +35,18 @@ func (s *Store) CreateTask(ctx context.Context, t *task.Task, lim store.CreateLi
 		if lim.Quota > 0 && n >= lim.Quota {
 			return fmt.Errorf("project %s holds %d tasks, quota %d: %w", t.ProjectID, n, lim.Quota, store.ErrQuotaExceeded)
 		}
-		if err := checkDestination(ctx, tx, t, lim.Now); err != nil {
+		if err := checkDestination(ctx, tx.StmtContext(ctx, st[2]), t, lim.Now); err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, taskInsert, taskArgs(t)...); err != nil {
+		if _, err := tx.StmtContext(ctx, st[3]).ExecContext(ctx, taskArgs(t)...); err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, `UPDATE projects SET task_count = task_count + 1 WHERE id = ?`, t.ProjectID); err != nil {
+		if _, err := tx.StmtContext(ctx, st[4]).ExecContext(ctx, t.ProjectID); err != nil {
 			return err
 		}
-		return putRunState(ctx, tx, &task.RunState{TaskID: t.ID, State: task.StateWaiting})
+		rs := &task.RunState{TaskID: t.ID, State: task.StateWaiting}
+		_, err := tx.StmtContext(ctx, st[5]).ExecContext(ctx, append(runStateArgs(rs), rs.TaskID)...)
+		return err
 	})
 	if err != nil {
 		return fmt.Errorf("sqlite: create task %s: %w", t.ID, err)
@@ -47,20 +54,29 @@ func (s *Store) CreateTask(ctx context.Context, t *task.Task, lim store.CreateLi
 	return nil
 }
 
-// checkDestination enforces "one enabled, unfinished task per destination"
-// against every task but t itself, of any project.
-func checkDestination(ctx context.Context, tx *sql.Tx, t *task.Task, now time.Time) error {
-	var taken bool
-	err := tx.QueryRowContext(ctx, `SELECT EXISTS (
+// The statements of create, prepared once (see stmtCache).
+const (
+	projectTaskCount = `SELECT task_count FROM projects WHERE id = ?`
+	taskExists       = `SELECT 1 FROM tasks WHERE id = ?`
+	countTaskAdded   = `UPDATE projects SET task_count = task_count + 1 WHERE id = ?`
+	destinationTaken = `SELECT EXISTS (
 		SELECT 1 FROM tasks t LEFT JOIN run_states r ON r.task_id = t.id
 		WHERE t.destination_key = ? AND t.id <> ? AND t.status = ? AND t.end_time > ?
-		  AND (r.state IS NULL OR r.state NOT IN (?, ?)))`,
+		  AND (r.state IS NULL OR r.state NOT IN (?, ?)))`
+)
+
+// checkDestination enforces "one enabled, unfinished task per destination"
+// against every task but t itself, of any project; taken is the statement
+// destinationTaken of the transaction.
+func checkDestination(ctx context.Context, taken *sql.Stmt, t *task.Task, now time.Time) error {
+	var isTaken bool
+	err := taken.QueryRowContext(ctx,
 		t.DestinationKey, t.ID, task.StatusEnable, now.UnixMilli(), task.StateFinished, task.StateFailed,
-	).Scan(&taken)
+	).Scan(&isTaken)
 	if err != nil {
 		return err
 	}
-	if taken {
+	if isTaken {
 		// The other task may belong to another project: name neither it nor
 		// the destination (which can carry a stream key).
 		return store.ErrDestinationInUse
@@ -88,7 +104,11 @@ func (s *Store) GetTask(ctx context.Context, projectID, taskID string) (*task.Ta
 
 // UpdateTask implements store.Store.
 func (s *Store) UpdateTask(ctx context.Context, t *task.Task, now time.Time, events ...*store.Event) error {
-	err := s.write(ctx, func(tx *sql.Tx) error {
+	st, err := s.ws.get(ctx, destinationTaken)
+	if err != nil {
+		return fmt.Errorf("sqlite: update task %s: %w", t.ID, err)
+	}
+	err = s.write(ctx, func(tx *sql.Tx) error {
 		var gen int64
 		err := tx.QueryRowContext(ctx, `SELECT generation FROM tasks WHERE id = ? AND project_id = ?`,
 			t.ID, t.ProjectID).Scan(&gen)
@@ -102,7 +122,7 @@ func (s *Store) UpdateTask(ctx context.Context, t *task.Task, now time.Time, eve
 			return fmt.Errorf("stored generation %d, update carries %d: %w", gen, t.Generation, store.ErrConflict)
 		}
 		if t.Status == task.StatusEnable {
-			if err := checkDestination(ctx, tx, t, now); err != nil {
+			if err := checkDestination(ctx, tx.StmtContext(ctx, st[0]), t, now); err != nil {
 				return err
 			}
 		}
@@ -165,20 +185,32 @@ func (s *Store) listTasks(ctx context.Context, f store.ListFilter) (_ []store.Ta
 		args = append(args, f.Region)
 	}
 
+	// A whole project's total is its task_count; a filtered one is counted
+	// (on an index that covers the filter).
+	countQuery, countArgs := `SELECT COUNT(*) FROM tasks t WHERE `+where, args
+	if f.TaskID == "" && f.Region == "" {
+		countQuery, countArgs = `SELECT COALESCE((SELECT task_count FROM projects WHERE id = ?), 0)`, []any{f.ProjectID}
+	}
+	// The page is found on the index alone (skipping OFFSET entries of it
+	// rather than whole joined rows), then read.
+	pageQuery := `SELECT ` + taskSelect + `, ` + runStateSelect + `
+		FROM tasks t LEFT JOIN run_states r ON r.task_id = t.id
+		WHERE t.id IN (SELECT t.id FROM tasks t WHERE ` + where + `
+			ORDER BY t.create_time DESC, t.id DESC LIMIT ? OFFSET ?)
+		ORDER BY t.create_time DESC, t.id DESC`
+	st, err := s.rs.get(ctx, countQuery, pageQuery)
+	if err != nil {
+		return nil, 0, err
+	}
+
 	tx, err := s.r.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, 0, err
 	}
 	defer func() { err = rollback(tx, err) }() // read only: nothing to commit
 
-	// A whole project's total is its task_count; a filtered one is counted
-	// (on an index that covers the filter).
 	var total int
-	countQuery, countArgs := `SELECT COUNT(*) FROM tasks t WHERE `+where, args
-	if f.TaskID == "" && f.Region == "" {
-		countQuery, countArgs = `SELECT COALESCE((SELECT task_count FROM projects WHERE id = ?), 0)`, []any{f.ProjectID}
-	}
-	if err := tx.QueryRowContext(ctx, countQuery, countArgs...).Scan(&total); err != nil {
+	if err := tx.StmtContext(ctx, st[0]).QueryRowContext(ctx, countArgs...).Scan(&total); err != nil {
 		return nil, 0, err
 	}
 	views := []store.TaskView{}
@@ -189,13 +221,7 @@ func (s *Store) listTasks(ctx context.Context, f store.ListFilter) (_ []store.Ta
 	if limit <= 0 {
 		limit = -1 // SQLite: no limit
 	}
-	// The page is found on the index alone (skipping OFFSET entries of it
-	// rather than whole joined rows), then read.
-	rows, err := tx.QueryContext(ctx, `SELECT `+taskSelect+`, `+runStateSelect+`
-		FROM tasks t LEFT JOIN run_states r ON r.task_id = t.id
-		WHERE t.id IN (SELECT t.id FROM tasks t WHERE `+where+`
-			ORDER BY t.create_time DESC, t.id DESC LIMIT ? OFFSET ?)
-		ORDER BY t.create_time DESC, t.id DESC`, append(args, limit, max(f.Offset, 0))...)
+	rows, err := tx.StmtContext(ctx, st[1]).QueryContext(ctx, append(args, limit, max(f.Offset, 0))...)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -263,9 +289,7 @@ func (s *Store) queryTasks(ctx context.Context, q string, args ...any) ([]task.T
 
 // PutRunState implements store.Store.
 func (s *Store) PutRunState(ctx context.Context, rs *task.RunState, events ...*store.Event) error {
-	if err := s.write(ctx, func(tx *sql.Tx) error {
-		return putRunStates(ctx, tx, []store.RunStateWrite{{State: rs, Events: events}})
-	}); err != nil {
+	if err := s.putRunStates(ctx, []store.RunStateWrite{{State: rs, Events: events}}); err != nil {
 		return fmt.Errorf("sqlite: put run state of task %s: %w", rs.TaskID, err)
 	}
 	return nil
@@ -276,20 +300,25 @@ func (s *Store) PutRunStates(ctx context.Context, writes []store.RunStateWrite) 
 	if len(writes) == 0 {
 		return nil
 	}
-	if err := s.write(ctx, func(tx *sql.Tx) error { return putRunStates(ctx, tx, writes) }); err != nil {
+	if err := s.putRunStates(ctx, writes); err != nil {
 		return fmt.Errorf("sqlite: put run states of %d tasks: %w", len(writes), err)
 	}
 	return nil
 }
 
-// putRunStates upserts the states with one prepared statement (SQLite
-// parses a statement again on every Exec otherwise).
-func putRunStates(ctx context.Context, tx *sql.Tx, writes []store.RunStateWrite) error {
-	upsert, err := tx.PrepareContext(ctx, runStateUpsert)
+// putRunStates upserts the states in one transaction, with the prepared
+// upsert.
+func (s *Store) putRunStates(ctx context.Context, writes []store.RunStateWrite) error {
+	st, err := s.ws.get(ctx, runStateUpsert)
 	if err != nil {
 		return err
 	}
-	defer upsert.Close()
+	return s.write(ctx, func(tx *sql.Tx) error {
+		return upsertRunStates(ctx, tx, tx.StmtContext(ctx, st[0]), writes)
+	})
+}
+
+func upsertRunStates(ctx context.Context, tx *sql.Tx, upsert *sql.Stmt, writes []store.RunStateWrite) error {
 	for _, w := range writes {
 		res, err := upsert.ExecContext(ctx, append(runStateArgs(w.State), w.State.TaskID)...)
 		if err != nil {
