@@ -49,9 +49,9 @@ type service struct {
 	proc      *proc
 	port      int
 	debugPort int // --debug-listen, for a GC before memory readings
-	project string
-	ak, sk  string
-	hc      *http.Client
+	project   string
+	ak, sk    string
+	hc        *http.Client
 }
 
 // startService runs `liverelay serve` on a free port with a new data
