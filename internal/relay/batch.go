@@ -18,19 +18,16 @@ type batch struct {
 
 type block struct{ b []byte }
 
-const (
-	// Block sizes are powers of two from minBlock; a body larger than
-	// maxPooledBlock gets a buffer of its own, left to the garbage collector.
-	minBlock       = 16 << 10
-	maxPooledBlock = 1 << 20
-)
+// Block sizes are powers of two from minBlock to 1 MiB; a body larger than
+// that gets a buffer of its own, left to the garbage collector.
+const minBlock = 1 << 10
 
 var (
 	batchPool  = sync.Pool{New: func() any { return new(batch) }}
 	blockPools [blockClasses]sync.Pool
 )
 
-const blockClasses = 7 // 16 KiB .. 1 MiB
+const blockClasses = 11 // 1 KiB .. 1 MiB
 
 func newBatch() *batch { return batchPool.Get().(*batch) }
 
@@ -41,7 +38,9 @@ func (b *batch) add(p *media.Packet) {
 	if k := len(b.blocks); k > 0 && cap(b.blocks[k-1].b)-len(b.blocks[k-1].b) >= n {
 		blk = b.blocks[k-1]
 	} else {
-		blk = getBlock(n)
+		// Blocks grow with the batch: a one-frame batch (a paced file)
+		// takes little more than its frame, a burst few blocks.
+		blk = getBlock(max(n, b.size))
 		b.blocks = append(b.blocks, blk)
 	}
 	start := len(blk.b)

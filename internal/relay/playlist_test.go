@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -328,4 +329,55 @@ func TestFillerBackupsLoopUntilThePrimaryReturns(t *testing.T) {
 		t.Fatalf("destination sessions = %d, want 2", n)
 	}
 	checkOutput(t, h.sink(1).snapshot())
+}
+
+// bigFile is an endless file of 10 KB video frames at 25 fps (a keyframe
+// every 25) that counts what was read of it.
+type bigFile struct {
+	read atomic.Int64
+	body []byte
+	cfg  bool
+}
+
+func (f *bigFile) ReadPacket(ctx context.Context) (*media.Packet, error) {
+	if !f.cfg {
+		f.cfg = true
+		return avcConfig(), nil
+	}
+	n := f.read.Add(1) - 1
+	f.body[0] = 0x27
+	if n%25 == 0 {
+		f.body[0] = 0x17
+	}
+	return &media.Packet{Kind: media.KindVideo, DTS: time.Duration(n) * 40 * time.Millisecond, Body: f.body}, nil
+}
+func (f *bigFile) Close() error            { return nil }
+func (f *bigFile) Duration() time.Duration { return time.Hour }
+
+// A paced file is read only a bounded amount ahead of what was written,
+// however fast it can be read: a VOD task's memory does not depend on the
+// file.
+func TestFileReadAheadIsBounded(t *testing.T) {
+	f := &bigFile{body: append([]byte{0x17, 1, 0, 0, 0}, make([]byte, 10_000)...)}
+	sink := &fakeSink{}
+	cfg := Config{
+		OpenFile: func(ctx context.Context, u string, start time.Duration) (media.FileSource, error) { return f, nil },
+		OpenSink: func(ctx context.Context, u string) (media.Sink, error) { return sink, nil },
+	}
+	sup := NewSupervisor(vodTask("big"), cfg, &recorder{}, task.RunState{})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { sup.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	waitFor(t, "a second of frames written", func() bool { return len(sink.snapshot()) > 25 })
+	time.Sleep(500 * time.Millisecond)
+	written := int64(len(sink.snapshot()))
+	ahead := f.read.Load() - written
+	limit := int64(fileReadAhead/len(f.body)) + 4 // a batch in hand, one pending, one held
+	if ahead > limit {
+		t.Fatalf("%d frames read ahead of the %d written (%d KB), want at most %d", ahead, written, ahead*int64(len(f.body))>>10, limit)
+	}
+	if q := sup.q.bytes.Load(); q > fileReadAhead+int64(len(f.body)) {
+		t.Fatalf("%d bytes queued, want at most %d", q, fileReadAhead+len(f.body))
+	}
 }

@@ -51,16 +51,35 @@ type reader struct {
 	open   opener
 	cancel context.CancelFunc
 	done   chan struct{}
-	// queued counts the bytes of batches sent and not yet released (shared
-	// by the readers of one supervisor); dropped counts packets dropped for
-	// a full queue (shared too).
-	queued  *atomic.Int64
-	dropped *atomic.Int64
+	q      *queue
 }
 
-func startReader(parent context.Context, id int, url string, file bool, open opener, cfg *Config, out chan<- readerMsg, queued, dropped *atomic.Int64) *reader {
+// queue is what the readers of one supervisor share with it.
+type queue struct {
+	bytes   atomic.Int64  // of batches sent and not yet released
+	dropped atomic.Int64  // packets dropped for a full queue
+	room    chan struct{} // (capacity 1) a batch was released
+}
+
+func newQueue() *queue { return &queue{room: make(chan struct{}, 1)} }
+
+// released gives the bytes of a written batch back.
+func (q *queue) released(n int) {
+	q.bytes.Add(-int64(n))
+	select {
+	case q.room <- struct{}{}:
+	default:
+	}
+}
+
+// fileReadAhead is how far a file reader may read ahead of the paced
+// writer: about 2 s of a 2 Mb/s stream, enough to ride out a slow HTTP
+// range request, and what bounds a VOD task's memory.
+const fileReadAhead = 512 << 10
+
+func startReader(parent context.Context, id int, url string, file bool, open opener, cfg *Config, out chan<- readerMsg, q *queue) *reader {
 	ctx, cancel := context.WithCancel(parent)
-	r := &reader{id: id, url: url, file: file, open: open, cancel: cancel, done: make(chan struct{}), queued: queued, dropped: dropped}
+	r := &reader{id: id, url: url, file: file, open: open, cancel: cancel, done: make(chan struct{}), q: q}
 	go r.run(ctx, cfg, out)
 	return r
 }
@@ -140,7 +159,7 @@ func (r *reader) pump(ctx context.Context, cfg *Config, out chan<- readerMsg) er
 			case p.IsVideoKeyframe():
 				dropping = false
 			default:
-				r.dropped.Add(1)
+				r.q.dropped.Add(1)
 				continue
 			}
 		}
@@ -174,37 +193,43 @@ func (r *reader) pump(ctx context.Context, cfg *Config, out chan<- readerMsg) er
 // must never be lost) and starts dropping up to the next keyframe.
 func (r *reader) send(ctx context.Context, out chan<- readerMsg, b *batch, cfg *Config, dropping *bool) error {
 	if r.file {
-		r.queued.Add(int64(b.size))
-		select {
-		case out <- readerMsg{id: r.id, batch: b}:
-			return nil
-		case <-ctx.Done():
-			r.queued.Add(-int64(b.size))
-			b.release()
-			return ctx.Err()
+		// A file waits for room: it is read at most fileReadAhead ahead.
+		for n := r.q.bytes.Load(); n > 0 && n+int64(b.size) > fileReadAhead; n = r.q.bytes.Load() {
+			select {
+			case <-r.q.room:
+			case <-ctx.Done():
+				b.release()
+				return ctx.Err()
+			}
 		}
+		return r.sendNow(ctx, out, b)
 	}
-	if r.queued.Load()+int64(b.size) <= int64(cfg.QueueBytes) {
-		r.queued.Add(int64(b.size))
+	if r.q.bytes.Load()+int64(b.size) <= int64(cfg.QueueBytes) {
+		r.q.bytes.Add(int64(b.size))
 		select {
 		case out <- readerMsg{id: r.id, batch: b}:
 			return nil
 		default:
-			r.queued.Add(-int64(b.size))
+			r.q.bytes.Add(-int64(b.size))
 		}
 	}
-	r.dropped.Add(int64(b.keepOnly(func(p *media.Packet) bool { return p.IsSequenceHeader() || p.IsMetadata() })))
+	r.q.dropped.Add(int64(b.keepOnly(func(p *media.Packet) bool { return p.IsSequenceHeader() || p.IsMetadata() })))
 	*dropping = true
 	if len(b.pkts) == 0 {
 		b.release()
 		return nil
 	}
-	r.queued.Add(int64(b.size))
+	return r.sendNow(ctx, out, b)
+}
+
+// sendNow sends b, waiting as long as the supervisor takes.
+func (r *reader) sendNow(ctx context.Context, out chan<- readerMsg, b *batch) error {
+	r.q.bytes.Add(int64(b.size))
 	select {
 	case out <- readerMsg{id: r.id, batch: b}:
 		return nil
 	case <-ctx.Done():
-		r.queued.Add(-int64(b.size))
+		r.q.bytes.Add(-int64(b.size))
 		b.release()
 		return ctx.Err()
 	}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"log/slog"
 	"slices"
-	"sync/atomic"
 	"time"
 
 	"github.com/liverelay/liverelay/internal/backoff"
@@ -47,13 +46,11 @@ type Supervisor struct {
 	ctx  context.Context
 
 	// The batch being written (nil: none), whose reader, and the next
-	// packet; it is released once written. queued and dropped are shared
-	// with the readers (see reader).
+	// packet; it is released once written. q is shared with the readers.
 	pending    *batch
 	pendingID  int
 	pendingPos int
-	queued     atomic.Int64
-	dropped    atomic.Int64
+	q          *queue
 
 	nextID      int
 	cur         *reader
@@ -118,6 +115,7 @@ func NewSupervisor(t *task.Task, cfg Config, rep Reporter, resume task.RunState)
 		log:          c.Logger.With("task_id", t.ID),
 		updates:      make(chan *task.Task, 1),
 		msgs:         make(chan readerMsg, queueBatches),
+		q:            newQueue(),
 		srcBackoff:   backoff.New(c.BackoffMin, c.BackoffMax),
 		probeBackoff: backoff.New(c.BackoffMin, c.BackoffMax),
 		sinkBackoff:  backoff.New(c.BackoffMin, c.BackoffMax),
@@ -201,7 +199,7 @@ func (s *Supervisor) drain() {
 		b := s.pending
 		if s.pendingPos == len(b.pkts) {
 			s.pending = nil
-			s.queued.Add(-int64(b.size))
+			s.q.released(b.size)
 			b.release()
 			return
 		}
@@ -296,17 +294,17 @@ func (s *Supervisor) newReader(idx int) *reader {
 		url, start := s.vod.url(), s.vod.start
 		return startReader(s.ctx, s.nextID, url, true, func(ctx context.Context) (media.Source, error) {
 			return s.cfg.OpenFile(ctx, url, start)
-		}, &s.cfg, s.msgs, &s.queued, &s.dropped)
+		}, &s.cfg, s.msgs, s.q)
 	}
 	url := s.urls[idx]
 	if idx > 0 && s.fillerBackups() {
 		return startReader(s.ctx, s.nextID, url, true, func(ctx context.Context) (media.Source, error) {
 			return s.cfg.OpenFile(ctx, url, 0)
-		}, &s.cfg, s.msgs, &s.queued, &s.dropped)
+		}, &s.cfg, s.msgs, s.q)
 	}
 	return startReader(s.ctx, s.nextID, url, false, func(ctx context.Context) (media.Source, error) {
 		return s.cfg.OpenSource(ctx, url)
-	}, &s.cfg, s.msgs, &s.queued, &s.dropped)
+	}, &s.cfg, s.msgs, s.q)
 }
 
 // openSource makes urls[idx] the current source.
@@ -684,7 +682,7 @@ func (s *Supervisor) updateStats(now time.Time) {
 		s.rs.FPS = float64(s.videoFrames-s.hbFrames) / el.Seconds()
 	}
 	s.rs.BytesOut = int64(bytes)
-	s.rs.FramesDropped = s.dropped.Load()
+	s.rs.FramesDropped = s.q.dropped.Load()
 	s.hbAt, s.hbBytes, s.hbFrames = now, bytes, s.videoFrames
 }
 
