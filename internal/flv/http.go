@@ -223,6 +223,10 @@ func (s *liveSource) ReadPacket(ctx context.Context) (*media.Packet, error) {
 	}
 }
 
+// Buffered reports whether a tag may be read without waiting for the
+// network (see Reader.Buffered).
+func (s *liveSource) Buffered() bool { return s.err == nil && s.r.Buffered() }
+
 func (s *liveSource) fail(ctx context.Context, err error) error {
 	switch {
 	case ctx.Err() != nil:

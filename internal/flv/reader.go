@@ -66,6 +66,14 @@ func NewReader(r io.Reader) *Reader {
 	return &Reader{r: r}
 }
 
+// Buffered reports whether bytes already read from the underlying reader
+// wait to be parsed, so that the next ReadTag may not need to wait for it
+// (a relay gathers what is there into one batch).
+func (r *Reader) Buffered() bool {
+	br, ok := r.r.(*bufio.Reader)
+	return ok && br.Buffered() > 0
+}
+
 // ReadHeader reads the 9-byte FLV header and PreviousTagSize0. It returns
 // ErrNotFLV when the signature is wrong, and io.ErrUnexpectedEOF (or io.EOF
 // on empty input) when the input is short.

@@ -347,3 +347,29 @@ func FuzzReadTag(f *testing.F) {
 		}
 	})
 }
+
+// Buffered says whether tags read from the network wait to be parsed.
+func TestReaderBuffered(t *testing.T) {
+	pr, pw := io.Pipe()
+	r := NewReader(pr)
+	go func() {
+		pw.Write(cat(header(true, true), tag(8, 0, []byte{0xaf, 1, 1}), tag(9, 0, []byte{0x17, 1, 0, 0, 0, 1})))
+		pw.Write(tag(8, 23, []byte{0xaf, 1, 2}))
+		pw.Close()
+	}()
+	if _, err := r.ReadHeader(); err != nil {
+		t.Fatal(err)
+	}
+	want := []bool{true, false, false} // after each tag: what is left of the first write, then nothing
+	for i, w := range want {
+		if _, err := r.ReadTag(); err != nil {
+			t.Fatalf("tag %d: %v", i, err)
+		}
+		if got := r.Buffered(); got != w {
+			t.Fatalf("after tag %d: Buffered() = %v, want %v", i, got, w)
+		}
+	}
+	if NewReader(bytes.NewReader(nil)).Buffered() {
+		t.Fatal("a reader that does its own buffering reports bytes it cannot see")
+	}
+}
