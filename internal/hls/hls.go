@@ -367,6 +367,25 @@ func (s *source) ReadPacket(ctx context.Context) (*media.Packet, error) {
 	}
 }
 
+// Buffered reports whether ReadPacket has a packet to return without
+// waiting (the relay's reader batches what is buffered). It moves what the
+// inbox holds into the merge first, so it is called from the goroutine that
+// calls ReadPacket.
+func (s *source) Buffered() bool {
+	if s.err != nil {
+		return false
+	}
+	for drained := false; !drained; {
+		select {
+		case it := <-s.inbox:
+			s.m.push(it.track, it.out, it.arrive)
+		default:
+			drained = true
+		}
+	}
+	return s.m.canPop(time.Now())
+}
+
 // endError says why the client stopped; called once it has.
 func (s *source) endError() error {
 	err := s.scrub(s.clientErr)

@@ -228,6 +228,7 @@ func testLiveHLS(t *testing.T, segmentType string) {
 
 	pkts := readFor(t, src, 4*time.Second)
 	checkStream(t, pkts, "h264")
+	checkBuffered(t, src)
 
 	// What we made of the access units decodes cleanly.
 	path := filepath.Join(t.TempDir(), "out.flv")
@@ -257,6 +258,35 @@ func testLiveHLS(t *testing.T, segmentType string) {
 			t.Fatal("still reading long after the playlist stopped")
 		}
 	}
+}
+
+// checkBuffered checks that the source says when packets are waiting: the
+// relay's reader batches what Buffered reports and then sleeps.
+func checkBuffered(t *testing.T, src media.Source) {
+	t.Helper()
+	buf, ok := src.(interface{ Buffered() bool })
+	if !ok {
+		t.Fatalf("%T has no Buffered method", src)
+	}
+	// Samples come at their real-time pace: in 300 ms several are waiting.
+	time.Sleep(300 * time.Millisecond)
+	n := 0
+	for buf.Buffered() {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+		_, err := src.ReadPacket(ctx)
+		cancel()
+		if err != nil {
+			t.Fatalf("packet %d: Buffered said one was waiting, ReadPacket: %v", n, err)
+		}
+		n++
+		if n > 10*inboxSize {
+			t.Fatalf("Buffered still true after %d packets", n)
+		}
+	}
+	if n < 3 {
+		t.Fatalf("%d packets were buffered after 300 ms, want several", n)
+	}
+	t.Logf("%d packets buffered after 300 ms", n)
 }
 
 func TestLiveMPEGTS(t *testing.T) {

@@ -75,16 +75,21 @@ func less(a, b item) bool {
 
 // pop returns the next packet if it may go out now.
 func (m *merger) pop(now time.Time) (media.Packet, bool) {
-	if len(m.queue) == 0 {
+	if !m.canPop(now) {
 		return media.Packet{}, false
 	}
 	head := m.queue[0]
-	if !m.ready(head) && now.Sub(head.arrive) < m.maxWait && len(m.queue) <= m.maxLen {
-		return media.Packet{}, false
-	}
 	m.queue[0] = item{}
 	m.queue = m.queue[1:]
 	return head.out.pkt, true
+}
+
+// canPop reports whether pop(now) would return a packet.
+func (m *merger) canPop(now time.Time) bool {
+	if len(m.queue) == 0 {
+		return false
+	}
+	return m.ready(m.queue[0]) || now.Sub(m.queue[0].arrive) >= m.maxWait || len(m.queue) > m.maxLen
 }
 
 // finish tells the merge that no packet will be pushed any more.

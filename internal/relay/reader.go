@@ -23,7 +23,8 @@ type readerMsg struct {
 type opener func(ctx context.Context) (media.Source, error)
 
 // buffered is implemented by sources that can tell whether ReadPacket would
-// return without waiting for the network (rtmp.Conn).
+// return without waiting for the network (RTMP, HTTP-FLV and HLS live
+// sources).
 type buffered interface{ Buffered() bool }
 
 const (
