@@ -52,13 +52,13 @@ func (f *fakeScheduler) last() string {
 }
 
 type env struct {
-	t     *testing.T
+	t     testing.TB
 	srv   *httptest.Server
 	st    store.Store
 	sched *fakeScheduler
 }
 
-func newEnv(t *testing.T, quota int) *env {
+func newEnv(t testing.TB, quota int) *env {
 	t.Helper()
 	st, err := sqlite.Open(filepath.Join(t.TempDir(), "db.sqlite"))
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/liverelay/liverelay/internal/task"
 )
@@ -39,6 +40,9 @@ func listJSON(v []string) string {
 }
 
 func listFromJSON(column, s string) ([]string, error) {
+	if v, ok := plainList(s); ok {
+		return v, nil
+	}
 	var v []string
 	if err := json.Unmarshal([]byte(s), &v); err != nil {
 		return nil, fmt.Errorf("column %s: %w", column, err)
@@ -47,6 +51,45 @@ func listFromJSON(column, s string) ([]string, error) {
 		return nil, nil
 	}
 	return v, nil
+}
+
+// plainList decodes what listJSON writes when no string in it needed an
+// escape (the common case: a list reads it for every row), without
+// encoding/json's reflection. Anything else (an escape, a space, a control
+// character, invalid UTF-8) is not ok: listFromJSON decodes it the long way.
+func plainList(s string) ([]string, bool) {
+	if s == "[]" {
+		return nil, true
+	}
+	if len(s) < 4 || s[0] != '[' || s[len(s)-1] != ']' || !utf8.ValidString(s) {
+		return nil, false
+	}
+	body := s[1 : len(s)-1]
+	v := make([]string, 0, strings.Count(body, `","`)+1)
+	for {
+		if len(body) < 2 || body[0] != '"' {
+			return nil, false
+		}
+		end := strings.IndexByte(body[1:], '"') + 1
+		if end == 0 {
+			return nil, false
+		}
+		str := body[1:end]
+		for i := 0; i < len(str); i++ {
+			if str[i] == '\\' || str[i] < 0x20 {
+				return nil, false
+			}
+		}
+		v = append(v, str)
+		body = body[end+1:]
+		if body == "" {
+			return v, true
+		}
+		if body[0] != ',' {
+			return nil, false
+		}
+		body = body[1:]
+	}
 }
 
 // placeholders returns "?, ?, ?" for n values.
