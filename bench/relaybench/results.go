@@ -166,6 +166,11 @@ func (r *results) print(w io.Writer) {
 				(s.goEnd["go_memstats_heap_alloc_bytes"]-s.goStart["go_memstats_heap_alloc_bytes"])/(1<<20),
 				float64(s.rssEnd-s.rssStart)/(1<<20), s.rssSlope/(1<<20)),
 			"", "none")
+		// Less the collection forced before the reading at the end.
+		gcs := s.goEnd["go_gc_duration_seconds_count"] - s.goStart["go_gc_duration_seconds_count"] - 1
+		row("liverelay garbage collections in the window",
+			fmt.Sprintf("%.0f, stop-the-world pauses %.1f ms in all", gcs,
+				(s.goEnd["go_gc_duration_seconds_sum"]-s.goStart["go_gc_duration_seconds_sum"])*1000), "", "")
 		del := func(bytes, ts []float64) string {
 			return fmt.Sprintf("bytes %.3f / %.3f, clock %.3f / %.3f", fmin(bytes), fquantile(bytes, .5), fmin(ts), fquantile(ts, .5))
 		}
