@@ -60,8 +60,8 @@ func (n *Node) Survey(ctx context.Context, regions, ids []string) ([]store.Holdi
 }
 
 // Write implements scheduler.Leases.
-func (n *Node) Write(ctx context.Context, l store.Lease, release bool, rs *task.RunState, events ...*store.Event) error {
-	return n.st.PutRunStateLeased(ctx, l, release, rs, events...)
+func (n *Node) Write(ctx context.Context, writes []store.LeasedWrite) ([]error, error) {
+	return n.st.PutRunStatesLeased(ctx, writes)
 }
 
 // Drain implements scheduler.Leases.

@@ -36,9 +36,11 @@ type Leases interface {
 	// Renew records the node's heartbeat and renews the leases; it returns
 	// the ones still held.
 	Renew(ctx context.Context, leases []store.Lease) ([]store.Lease, error)
-	// Write stores a run state and its events under a lease, releasing it
-	// with release. store.ErrLeaseLost: the lease is gone, nothing written.
-	Write(ctx context.Context, l store.Lease, release bool, rs *task.RunState, events ...*store.Event) error
+	// Write stores run states and their events, each under its lease (and
+	// releasing it with Release), in one transaction. errs[i] is
+	// store.ErrLeaseLost when the lease of writes[i] is gone: that one wrote
+	// nothing. err: none was written.
+	Write(ctx context.Context, writes []store.LeasedWrite) (errs []error, err error)
 	// Drain tells the other nodes that this node claims nothing more.
 	Drain(ctx context.Context) error
 }

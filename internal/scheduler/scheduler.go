@@ -128,49 +128,39 @@ func New(opt Options) *Scheduler {
 		freeSince: make(map[string]time.Time),
 	}
 	s.writer = newStateWriter(s.writeStates, s.leaseLost, opt.Logger, opt.OnEvents)
-	if s.shared() {
-		// Each state is its own fenced write: gathering saves nothing.
-		s.writer.gatherEvery = 0
-	}
 	return s
 }
 
 // shared reports whether the node shares its store with others.
 func (s *Scheduler) shared() bool { return s.opt.Leases != nil }
 
-// writeStates stores queued states: each under its lease when the node
-// shares the store (a lost lease fails that write alone), all in one
-// transaction when it is alone.
+// writeStates stores queued states in one transaction: each under its lease
+// when the node shares the store (a lost lease fails that write alone).
 func (s *Scheduler) writeStates(deadline time.Time, batch []*pendingState) []error {
-	if s.shared() {
-		var errs []error
-		for i, p := range batch {
-			ctx, cancel := writeContext(deadline)
-			err := s.opt.Leases.Write(ctx, p.lease, p.release, &p.rs, p.events...)
-			cancel()
-			if err != nil && errs == nil {
-				errs = make([]error, len(batch))
-			}
-			if err != nil {
-				errs[i] = err
-			}
-		}
-		return errs
-	}
-	writes := make([]store.RunStateWrite, len(batch))
-	for i, p := range batch {
-		writes[i] = store.RunStateWrite{State: &p.rs, Events: p.events}
-	}
 	ctx, cancel := writeContext(deadline)
 	defer cancel()
-	if err := s.opt.Store.PutRunStates(ctx, writes); err != nil {
-		errs := make([]error, len(batch))
+	var errs []error
+	var err error
+	if s.shared() {
+		writes := make([]store.LeasedWrite, len(batch))
+		for i, p := range batch {
+			writes[i] = store.LeasedWrite{Lease: p.lease, Release: p.release, State: &p.rs, Events: p.events}
+		}
+		errs, err = s.opt.Leases.Write(ctx, writes)
+	} else {
+		writes := make([]store.RunStateWrite, len(batch))
+		for i, p := range batch {
+			writes[i] = store.RunStateWrite{State: &p.rs, Events: p.events}
+		}
+		err = s.opt.Store.PutRunStates(ctx, writes)
+	}
+	if err != nil {
+		errs = make([]error, len(batch))
 		for i := range errs {
 			errs[i] = err
 		}
-		return errs
 	}
-	return nil
+	return errs
 }
 
 // Wake asks for a reconcile soon. It never blocks.

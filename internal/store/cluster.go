@@ -61,6 +61,15 @@ type Grant struct {
 	State task.RunState
 }
 
+// LeasedWrite is a run state and its events to store under a lease,
+// releasing it with Release.
+type LeasedWrite struct {
+	Lease   Lease
+	Release bool
+	State   *task.RunState
+	Events  []*Event
+}
+
 // Change is what a node announces to the others after a write they must act
 // on (PostgreSQL's NOTIFY): a task was created, modified or deleted, or
 // leases were released.
@@ -101,6 +110,10 @@ type Cluster interface {
 	// transaction. ErrLeaseLost when l is not the lease (or the task is
 	// gone): nothing is written.
 	PutRunStateLeased(ctx context.Context, l Lease, release bool, rs *task.RunState, events ...*Event) error
+	// PutRunStatesLeased is PutRunStateLeased for several writes in one
+	// transaction: errs[i] is ErrLeaseLost for a write whose lease is gone
+	// (it wrote nothing; the others are stored); err, that none was.
+	PutRunStatesLeased(ctx context.Context, writes []LeasedWrite) (errs []error, err error)
 	// ReleaseLeases releases the given leases where they are still held
 	// with the same token.
 	ReleaseLeases(ctx context.Context, leases []Lease) error

@@ -16,7 +16,7 @@ import (
 var clusterNow = time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
 
 // twoStores opens two nodes on one new database, with projects p0..p(n-1).
-func twoStores(t *testing.T, projects int) [2]*Store {
+func twoStores(t testing.TB, projects int) [2]*Store {
 	t.Helper()
 	a, dsn := openTest(t)
 	nodes := [2]*Store{a, openDSN(t, dsn)}

@@ -274,30 +274,70 @@ var runStateLeasedUpdate = func() string {
 
 // PutRunStateLeased implements store.Cluster.
 func (s *Store) PutRunStateLeased(ctx context.Context, l store.Lease, release bool, rs *task.RunState, events ...*store.Event) error {
-	if rs.TaskID != l.TaskID {
-		return fmt.Errorf("postgres: put run state of task %s under the lease of task %s", rs.TaskID, l.TaskID)
+	errs, err := s.PutRunStatesLeased(ctx, []store.LeasedWrite{{Lease: l, Release: release, State: rs, Events: events}})
+	if err != nil {
+		return err
 	}
+	return errs[0]
+}
+
+// PutRunStatesLeased implements store.Cluster. The fenced updates go to the
+// database in one round trip (a pipeline), then the events of the writes
+// that matched their lease.
+func (s *Store) PutRunStatesLeased(ctx context.Context, writes []store.LeasedWrite) ([]error, error) {
+	for _, w := range writes {
+		if w.State.TaskID != w.Lease.TaskID {
+			return nil, fmt.Errorf("postgres: put run state of task %s under the lease of task %s", w.State.TaskID, w.Lease.TaskID)
+		}
+	}
+	if len(writes) == 0 {
+		return nil, nil
+	}
+	errs := make([]error, len(writes))
 	err := s.write(ctx, func(tx pgx.Tx) error {
-		args := append(runStateArgs(rs), release, l.NodeID, l.Token)
-		tag, err := tx.Exec(ctx, runStateLeasedUpdate, args...)
-		if err != nil {
+		clear(errs) // a retried transaction starts again
+		b := &pgx.Batch{}
+		for _, w := range writes {
+			b.Queue(runStateLeasedUpdate, append(runStateArgs(w.State), w.Release, w.Lease.NodeID, w.Lease.Token)...)
+		}
+		br := tx.SendBatch(ctx, b)
+		for i := range writes {
+			tag, err := br.Exec()
+			if err != nil {
+				br.Close()
+				return err
+			}
+			if tag.RowsAffected() == 0 {
+				errs[i] = store.ErrLeaseLost
+			}
+		}
+		if err := br.Close(); err != nil {
 			return err
 		}
-		if tag.RowsAffected() == 0 {
-			return store.ErrLeaseLost
+		released := false
+		for i, w := range writes {
+			if errs[i] != nil {
+				continue
+			}
+			if err := appendEvents(ctx, tx, w.Events); err != nil {
+				return err
+			}
+			released = released || w.Release
 		}
-		if err := appendEvents(ctx, tx, events); err != nil {
-			return err
-		}
-		if release {
+		if released {
 			return notify(ctx, tx, store.Change{Released: true})
 		}
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("postgres: put run state of task %s (lease %d of node %s): %w", rs.TaskID, l.Token, l.NodeID, err)
+		return nil, fmt.Errorf("postgres: put %d run states under their leases (node %s): %w", len(writes), writes[0].Lease.NodeID, err)
 	}
-	return nil
+	for i, w := range writes {
+		if errs[i] != nil {
+			errs[i] = fmt.Errorf("postgres: put run state of task %s (lease %d of node %s): %w", w.State.TaskID, w.Lease.Token, w.Lease.NodeID, errs[i])
+		}
+	}
+	return errs, nil
 }
 
 // ReleaseLeases implements store.Cluster.

@@ -20,7 +20,7 @@ const testTTL = time.Minute
 
 // leaseFixture is two nodes on one database with tasks t0..t(n-1) of
 // project p0 in region "r".
-func leaseFixture(t *testing.T, tasks int) [2]*Store {
+func leaseFixture(t testing.TB, tasks int) [2]*Store {
 	t.Helper()
 	nodes := twoStores(t, 1)
 	for i, id := range []string{"node-a", "node-b"} {
@@ -249,6 +249,69 @@ func TestFencedWriteOfDeletedTask(t *testing.T) {
 	err = nodes[0].PutRunStateLeased(t.Context(), g[0].Lease, false, &task.RunState{TaskID: "t0", State: task.StateRunning})
 	if !errors.Is(err, store.ErrLeaseLost) {
 		t.Fatalf("write of a deleted task: %v, want ErrLeaseLost", err)
+	}
+}
+
+// Several writes in one transaction are fenced one by one: a write whose
+// lease is another node's fails alone (nothing of it stored, its event
+// dropped), the others are stored with their events and releases.
+func TestPutRunStatesLeasedFencesEachWrite(t *testing.T) {
+	nodes := leaseFixture(t, 3)
+	ctx := t.Context()
+	a, b := nodes[0], nodes[1]
+	ga, err := a.ClaimTasks(ctx, "node-a", []string{"t0", "t1"}, 2, testTTL)
+	if err != nil || len(ga) != 2 {
+		t.Fatalf("claim by a: %v, %v", ga, err)
+	}
+	gb, err := b.ClaimTasks(ctx, "node-b", []string{"t2"}, 1, testTTL)
+	if err != nil || len(gb) != 1 {
+		t.Fatalf("claim by b: %v, %v", gb, err)
+	}
+	atB := &task.RunState{TaskID: "t2", State: task.StateRunning, NodeID: "node-b", FramesOut: 7}
+	if err := b.PutRunStateLeased(ctx, gb[0].Lease, false, atB); err != nil {
+		t.Fatal(err)
+	}
+	running := &task.RunState{TaskID: "t0", State: task.StateRunning, NodeID: "node-a", FramesOut: 100}
+	paused := &task.RunState{TaskID: "t1", State: task.StatePaused, ExitReason: task.ExitPaused}
+	notA := store.Lease{TaskID: "t2", NodeID: "node-a", Token: gb[0].Lease.Token}
+	errs, err := a.PutRunStatesLeased(ctx, []store.LeasedWrite{
+		{Lease: ga[0].Lease, State: running, Events: []*store.Event{eventFor("t0", "e1")}},
+		{Lease: ga[1].Lease, Release: true, State: paused},
+		{Lease: notA, State: &task.RunState{TaskID: "t2", State: task.StateRecovering, NodeID: "node-a"}, Events: []*store.Event{eventFor("t2", "e2")}},
+	})
+	if err != nil || len(errs) != 3 {
+		t.Fatalf("PutRunStatesLeased: %v, %v", errs, err)
+	}
+	if errs[0] != nil || errs[1] != nil || !errors.Is(errs[2], store.ErrLeaseLost) {
+		t.Fatalf("errs %v, want nil, nil, ErrLeaseLost", errs)
+	}
+	for id, want := range map[string]*task.RunState{"t0": running, "t1": paused, "t2": atB} {
+		rs, err := a.GetRunState(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkFields(t, "run state of "+id, *rs, *want)
+	}
+	if h := holding(t, a, "t1"); !h.Free {
+		t.Fatalf("t1 after its write with release: %+v, want free", h)
+	}
+	if h := holding(t, a, "t2"); h.Owner != "node-b" || h.Free {
+		t.Fatalf("t2 after a's fenced write: %+v, want still node-b's", h)
+	}
+	var ids []string
+	rows, err := a.pool.Query(ctx, `SELECT id FROM events ORDER BY id`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+	}
+	if rows.Err() != nil || !slices.Equal(ids, []string{"e1"}) {
+		t.Fatalf("events stored: %v (%v), want [e1]", ids, rows.Err())
 	}
 }
 
