@@ -88,17 +88,28 @@ func (w *stateWriter) put(rs task.RunState, ev *store.Event, l store.Lease, rele
 // within one writeTimeout in all: a node shutting down while the store is
 // away does not wait a timeout per task. Between two flushes it lets
 // gatherEvery pass, so that one write carries the heartbeats of many tasks.
+// Writes that failed are tried again retryEvery later if nothing else came.
 func (w *stateWriter) run(ctx context.Context) {
 	gather := time.NewTimer(time.Hour)
 	gather.Stop()
 	defer gather.Stop()
+	retry := time.NewTimer(time.Hour)
+	retry.Stop()
+	defer retry.Stop()
+	var retryC <-chan time.Time
 	for {
 		select {
 		case <-ctx.Done():
-			w.flush(time.Now().Add(writeTimeout))
+			w.flush(time.Now().Add(writeTimeout), false)
 			return
 		case <-w.signal:
-			w.flush(time.Time{})
+		case <-retryC:
+		}
+		retry.Stop()
+		retryC = nil
+		if w.flush(time.Time{}, true) {
+			retry.Reset(retryEvery)
+			retryC = retry.C
 		}
 		if w.gatherEvery <= 0 {
 			continue
@@ -106,15 +117,27 @@ func (w *stateWriter) run(ctx context.Context) {
 		gather.Reset(w.gatherEvery)
 		select {
 		case <-ctx.Done():
-			w.flush(time.Now().Add(writeTimeout))
+			w.flush(time.Now().Add(writeTimeout), false)
 			return
 		case <-gather.C:
 		}
 	}
 }
 
-// flush writes what is queued, before deadline when it is not zero.
-func (w *stateWriter) flush(deadline time.Time) {
+const (
+	// retryEvery is when failed writes are tried again if no new state
+	// has come to carry them before.
+	retryEvery = time.Second
+	// maxPendingEvents bounds the events kept for one task while the
+	// store cannot be written; past it the oldest are dropped (and logged).
+	maxPendingEvents = 256
+)
+
+// flush writes what is queued, before deadline when it is not zero. With
+// keep, a write that failed (other than for a lost lease) is queued again,
+// under any newer state of its task and with its events first, and flush
+// reports that something is waiting to be tried again.
+func (w *stateWriter) flush(deadline time.Time, keep bool) (failed bool) {
 	w.mu.Lock()
 	batch := make([]*pendingState, 0, len(w.pending))
 	for _, p := range w.pending {
@@ -123,7 +146,7 @@ func (w *stateWriter) flush(deadline time.Time) {
 	w.pending = make(map[pendingKey]*pendingState, len(batch))
 	w.mu.Unlock()
 	if len(batch) == 0 {
-		return
+		return false
 	}
 	// A task's older lease first: its writes fail, the newer one's land.
 	slices.SortFunc(batch, func(a, b *pendingState) int {
@@ -134,6 +157,7 @@ func (w *stateWriter) flush(deadline time.Time) {
 	})
 	errs := w.write(deadline, batch)
 	events := false
+	var again []*pendingState
 	for i, p := range batch {
 		var err error
 		if errs != nil {
@@ -144,11 +168,18 @@ func (w *stateWriter) flush(deadline time.Time) {
 			w.log.Warn("run state not stored: the lease is gone", "task_id", p.rs.TaskID, "token", p.lease.Token, "events", len(p.events))
 			w.lost(p.lease)
 		case err != nil:
+			if keep {
+				again = append(again, p)
+			}
 			if time.Since(w.lastErrLog) < errorLogEvery {
 				w.unlogged++
 				continue
 			}
-			w.log.Error("store run state", "task_id", p.rs.TaskID, "events", len(p.events), "err", err, "failures_not_logged", w.unlogged)
+			what := "store run state (tried again)"
+			if !keep {
+				what = "store run state (not stored)"
+			}
+			w.log.Error(what, "task_id", p.rs.TaskID, "events", len(p.events), "err", err, "failures_not_logged", w.unlogged)
 			w.lastErrLog, w.unlogged = time.Now(), 0
 		default:
 			events = events || len(p.events) > 0
@@ -156,6 +187,33 @@ func (w *stateWriter) flush(deadline time.Time) {
 	}
 	if events && w.onEvents != nil {
 		w.onEvents()
+	}
+	w.requeue(again)
+	return len(again) > 0
+}
+
+// requeue puts failed writes back: a newer state of the same lease queued
+// meanwhile stays the state, and the failed write's events go before its
+// own, so that a task's events are still stored in the order they came.
+func (w *stateWriter) requeue(failed []*pendingState) {
+	if len(failed) == 0 {
+		return
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, p := range failed {
+		k := pendingKey{p.rs.TaskID, p.lease.Token}
+		if newer := w.pending[k]; newer != nil {
+			newer.events = append(p.events, newer.events...)
+			newer.release = newer.release || p.release
+			p = newer
+		} else {
+			w.pending[k] = p
+		}
+		if n := len(p.events) - maxPendingEvents; n > 0 {
+			w.log.Error("store unreachable: dropping the oldest events of a task", "task_id", p.rs.TaskID, "dropped", n)
+			p.events = slices.Delete(p.events, 0, n)
+		}
 	}
 }
 
