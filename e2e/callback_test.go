@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -160,5 +161,74 @@ func TestCallbackEventsFilter(t *testing.T) {
 	names, _ := rcv.events(id)
 	if want := "TaskExit[final=false] TaskStart"; strings.Join(names, " ") != want {
 		t.Fatalf("events %v, want %s", names, want)
+	}
+}
+
+// A receiver that never answers holds back only its own task's events: the
+// task relays at full rate (checked at its destination, against a task with
+// a working receiver on the same source), and the other task's events come.
+func TestHangingReceiverDelaysNothing(t *testing.T) {
+	requirePeers(t)
+	ng := testpeer.StartNginx(t, testpeer.NginxOptions{})
+	testpeer.Publish(t, ng.RTMPURL("live", "src"))
+	release := make(chan struct{})
+	var hung sync.WaitGroup
+	var mu sync.Mutex
+	hangs := 0
+	stuck := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		hung.Add(1)
+		defer hung.Done()
+		mu.Lock()
+		hangs++
+		mu.Unlock()
+		<-release // never answers while the test runs
+	}))
+	t.Cleanup(func() {
+		close(release)
+		hung.Wait()
+		stuck.Close()
+	})
+	rcv := newReceiver(t)
+	// The hanging request holds its delivery worker for the whole test.
+	svc := startService(t, "--callback-signing-key", callbackKey, "--callback-timeout", "2m")
+
+	stuckBody := liveTask(ng.RTMPURL("live", "src"), ng.RTMPURL("live", "dst-a"))
+	stuckBody["callback_url"] = stuck.URL + "/hook"
+	a := svc.create(stuckBody)
+	svc.waitState(a, "running", 30*time.Second)
+	testpeer.WaitFor(t, 10*time.Second, "the hanging receiver called", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return hangs >= 1
+	})
+	okBody := liveTask(ng.RTMPURL("live", "src"), ng.RTMPURL("live", "dst-b"))
+	okBody["callback_url"] = rcv.srv.URL + "/hook"
+	b := svc.create(okBody)
+	svc.waitState(b, "running", 30*time.Second)
+	testpeer.WaitFor(t, 10*time.Second, "the other task's TaskStart delivered", func() bool {
+		names, _ := rcv.events(b)
+		return len(names) >= 1 && names[0] == "TaskStart"
+	})
+
+	dir := t.TempDir()
+	recA := testpeer.Record(t, ng.RTMPURL("live", "dst-a"), filepath.Join(dir, "a.flv"))
+	recB := testpeer.Record(t, ng.RTMPURL("live", "dst-b"), filepath.Join(dir, "b.flv"))
+	time.Sleep(8 * time.Second)
+	recA.Stop()
+	recB.Stop()
+	pa := checkRecording(t, filepath.Join(dir, "a.flv"), 5*time.Second)
+	pb := checkRecording(t, filepath.Join(dir, "b.flv"), 5*time.Second)
+	if pa.Duration < pb.Duration-time.Second {
+		t.Fatalf("the task with the hanging receiver delivered %v in 8 s, the other %v", pa.Duration, pb.Duration)
+	}
+	if gap := pa.MaxGap("video"); gap > time.Second {
+		t.Fatalf("video hole of %v at the destination of the task with the hanging receiver", gap)
+	}
+	info := svc.show(a)
+	if num(info, "callback_pending") < 1 || num(info, "fps") < 20 {
+		t.Fatalf("task with the hanging receiver: callback_pending %v, fps %v; want >= 1 pending, full rate", info["callback_pending"], info["fps"])
+	}
+	if names, _ := rcv.events(a); len(names) != 0 {
+		t.Fatalf("events of the hanging receiver's task reached the other receiver: %v", names)
 	}
 }
