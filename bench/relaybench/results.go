@@ -169,8 +169,9 @@ func (r *results) print(w io.Writer) {
 		// Less the collection forced before the reading at the end.
 		gcs := s.goEnd["go_gc_duration_seconds_count"] - s.goStart["go_gc_duration_seconds_count"] - 1
 		row("liverelay garbage collections in the window",
-			fmt.Sprintf("%.0f, stop-the-world pauses %.1f ms in all", gcs,
-				(s.goEnd["go_gc_duration_seconds_sum"]-s.goStart["go_gc_duration_seconds_sum"])*1000), "", "")
+			fmt.Sprintf("%.0f, stop-the-world pauses %.1f ms in all; %.2f MiB allocated per second", gcs,
+				(s.goEnd["go_gc_duration_seconds_sum"]-s.goStart["go_gc_duration_seconds_sum"])*1000,
+				(s.goEnd["go_memstats_alloc_bytes_total"]-s.goStart["go_memstats_alloc_bytes_total"])/(1<<20)/s.wall.Seconds()), "", "")
 		del := func(bytes, ts []float64) string {
 			return fmt.Sprintf("bytes %.3f / %.3f, clock %.3f / %.3f", fmin(bytes), fquantile(bytes, .5), fmin(ts), fquantile(ts, .5))
 		}

@@ -281,7 +281,7 @@ func (s *service) goMetrics(ctx context.Context) (map[string]float64, error) {
 		}
 		switch name {
 		case "go_goroutines", "go_memstats_heap_inuse_bytes", "go_memstats_sys_bytes", "go_memstats_heap_alloc_bytes",
-			"go_gc_duration_seconds_count", "go_gc_duration_seconds_sum":
+			"go_gc_duration_seconds_count", "go_gc_duration_seconds_sum", "go_memstats_alloc_bytes_total":
 			if v, err := strconv.ParseFloat(val, 64); err == nil {
 				out[name] = v
 			}
