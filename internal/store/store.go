@@ -71,6 +71,16 @@ type ListFilter struct {
 	Limit     int    // <= 0: no limit (the API caps it before it gets here)
 }
 
+// PageLen is how many of total rows a page of f can hold at most: the
+// capacity to allocate for a list's answer.
+func (f ListFilter) PageLen(total int) int {
+	n := max(total-max(f.Offset, 0), 0)
+	if f.Limit > 0 {
+		n = min(n, f.Limit)
+	}
+	return n
+}
+
 // CreateLimits are the rules checked inside the create transaction, where
 // they cannot race with another create.
 type CreateLimits struct {

@@ -216,10 +216,13 @@ func (s *Store) listTasks(ctx context.Context, f store.ListFilter) (views []stor
 			return err
 		}
 		defer rows.Close()
+		views = make([]store.TaskView, 0, f.PageLen(total))
+		var tr taskRow
+		var rr runStateRow
+		dest := append(tr.dest(), rr.dest()...) // pointers into tr and rr, cleared for each row
 		for rows.Next() {
-			var tr taskRow
-			var rr runStateRow
-			if err := rows.Scan(append(tr.dest(), rr.dest()...)...); err != nil {
+			tr, rr = taskRow{}, runStateRow{}
+			if err := rows.Scan(dest...); err != nil {
 				return err
 			}
 			v := store.TaskView{Task: tr.task()}
