@@ -684,7 +684,14 @@ func TestClusterModifyAndDeleteOnAnotherNode(t *testing.T) {
 	other.modify(map[string]any{"task_id": id, "source_urls": []string{c.ng.RTMPURL("live", "src2")}})
 	testpeer.WaitFor(t, 10*time.Second, "the relay playing src2", func() bool { return players("src2") == 1 })
 	t.Logf("modify sent to %s reached the task on %s: playing the new source %v later", other.id, runs, time.Since(sent).Round(time.Millisecond))
-	if info := c.nodes[2].show(id); !strings.HasSuffix(str(info, "current_source_url"), "/live/src2") || str(info, "node_id") != runs {
+	// The run state is stored a moment after the switch (states gather
+	// for up to 100 ms before a write).
+	var info map[string]any
+	testpeer.WaitFor(t, 5*time.Second, "the switch to src2 stored", func() bool {
+		info = c.nodes[2].show(id)
+		return strings.HasSuffix(str(info, "current_source_url"), "/live/src2")
+	})
+	if str(info, "node_id") != runs {
 		t.Fatalf("after modify: current_source_url %v on %v", info["current_source_url"], info["node_id"])
 	}
 
