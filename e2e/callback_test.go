@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -173,14 +174,11 @@ func TestHangingReceiverDelaysNothing(t *testing.T) {
 	testpeer.Publish(t, ng.RTMPURL("live", "src"))
 	release := make(chan struct{})
 	var hung sync.WaitGroup
-	var mu sync.Mutex
-	hangs := 0
+	var hangs atomic.Int32
 	stuck := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		hung.Add(1)
 		defer hung.Done()
-		mu.Lock()
-		hangs++
-		mu.Unlock()
+		hangs.Add(1)
 		<-release // never answers while the test runs
 	}))
 	t.Cleanup(func() {
@@ -196,11 +194,7 @@ func TestHangingReceiverDelaysNothing(t *testing.T) {
 	stuckBody["callback_url"] = stuck.URL + "/hook"
 	a := svc.create(stuckBody)
 	svc.waitState(a, "running", 30*time.Second)
-	testpeer.WaitFor(t, 10*time.Second, "the hanging receiver called", func() bool {
-		mu.Lock()
-		defer mu.Unlock()
-		return hangs >= 1
-	})
+	testpeer.WaitFor(t, 10*time.Second, "the hanging receiver called", func() bool { return hangs.Load() >= 1 })
 	okBody := liveTask(ng.RTMPURL("live", "src"), ng.RTMPURL("live", "dst-b"))
 	okBody["callback_url"] = rcv.srv.URL + "/hook"
 	b := svc.create(okBody)

@@ -3,6 +3,7 @@ package scheduler
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"sync"
@@ -93,7 +94,7 @@ func TestStateWriterBoundsKeptEvents(t *testing.T) {
 	f := &flakyStore{down: true}
 	w := newTestWriter(f)
 	for i := range maxPendingEvents + 10 {
-		w.put(task.RunState{TaskID: "t1", State: task.StateRecovering}, ev(string(rune('a'+i%26))+time.Duration(i).String()), store.Lease{}, false)
+		w.put(task.RunState{TaskID: "t1", State: task.StateRecovering}, ev(fmt.Sprintf("e%d", i)), store.Lease{}, false)
 		w.flush(time.Time{}, true)
 	}
 	w.mu.Lock()
@@ -102,7 +103,7 @@ func TestStateWriterBoundsKeptEvents(t *testing.T) {
 	if p == nil || len(p.events) != maxPendingEvents {
 		t.Fatalf("kept %v events, want %d", p, maxPendingEvents)
 	}
-	if p.events[len(p.events)-1].ID != ev(string(rune('a'+(maxPendingEvents+9)%26))+time.Duration(maxPendingEvents+9).String()).ID {
+	if p.events[len(p.events)-1].ID != fmt.Sprintf("e%d", maxPendingEvents+9) {
 		t.Fatalf("the newest event was dropped: last kept %s", p.events[len(p.events)-1].ID)
 	}
 }

@@ -104,15 +104,12 @@ type Cluster interface {
 	// those of the given leases it still holds unexpired with the same
 	// token. It returns the leases it extended.
 	RenewLeases(ctx context.Context, nodeID string, leases []Lease, ttl time.Duration) ([]Lease, error)
-	// PutRunStateLeased writes a run state (stamped with nothing else than
-	// it carries) and appends events, in one transaction, only while l is
-	// the task's lease; with release, the lease is released in the same
-	// transaction. ErrLeaseLost when l is not the lease (or the task is
-	// gone): nothing is written.
-	PutRunStateLeased(ctx context.Context, l Lease, release bool, rs *task.RunState, events ...*Event) error
-	// PutRunStatesLeased is PutRunStateLeased for several writes in one
-	// transaction: errs[i] is ErrLeaseLost for a write whose lease is gone
-	// (it wrote nothing; the others are stored); err, that none was.
+	// PutRunStatesLeased writes run states (stamped with nothing else than
+	// they carry) and appends their events, in one transaction, each only
+	// while its Lease is the task's lease; with Release, that lease is
+	// released in the same transaction. errs[i] is ErrLeaseLost when
+	// writes[i]'s lease is not the task's (or the task is gone): nothing of
+	// it is written, the others are. err: none was written.
 	PutRunStatesLeased(ctx context.Context, writes []LeasedWrite) (errs []error, err error)
 	// ReleaseLeases releases the given leases where they are still held
 	// with the same token.

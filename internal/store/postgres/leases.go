@@ -272,7 +272,8 @@ var runStateLeasedUpdate = func() string {
 		strings.Join(set, ", "), n+1, n+2, n+3)
 }()
 
-// PutRunStateLeased implements store.Cluster.
+// PutRunStateLeased is PutRunStatesLeased for one write: ErrLeaseLost when
+// l is not the task's lease.
 func (s *Store) PutRunStateLeased(ctx context.Context, l store.Lease, release bool, rs *task.RunState, events ...*store.Event) error {
 	errs, err := s.PutRunStatesLeased(ctx, []store.LeasedWrite{{Lease: l, Release: release, State: rs, Events: events}})
 	if err != nil {

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/liverelay/liverelay/internal/store"
 	"github.com/liverelay/liverelay/internal/task"
 )
@@ -298,20 +300,13 @@ func TestPutRunStatesLeasedFencesEachWrite(t *testing.T) {
 	if h := holding(t, a, "t2"); h.Owner != "node-b" || h.Free {
 		t.Fatalf("t2 after a's fenced write: %+v, want still node-b's", h)
 	}
-	var ids []string
 	rows, err := a.pool.Query(ctx, `SELECT id FROM events ORDER BY id`)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			t.Fatal(err)
-		}
-		ids = append(ids, id)
-	}
-	if rows.Err() != nil || !slices.Equal(ids, []string{"e1"}) {
-		t.Fatalf("events stored: %v (%v), want [e1]", ids, rows.Err())
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil || !slices.Equal(ids, []string{"e1"}) {
+		t.Fatalf("events stored: %v (%v), want [e1]", ids, err)
 	}
 }
 
